@@ -1,0 +1,49 @@
+"""One exception tree for the whole of Concierge.
+
+    ConciergeError
+    ├── ConfigError           a setting (environment variable, flag) is missing or malformed
+    ├── KnowledgeError        the knowledge directory has errors; carries every Problem found
+    └── EmbeddingUnavailable  semantic mode was asked for but the model or its runtime is missing
+
+Exceptions carry their context as keyword-only fields, so callers can render
+them without parsing messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.models import Problem
+
+
+class ConciergeError(Exception):
+    """Base class: every error Concierge raises on purpose derives from it."""
+
+
+class ConfigError(ConciergeError):
+    """A setting is missing or malformed; `setting` names it (e.g. `SLACK_BOT_TOKEN`)."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class KnowledgeError(ConciergeError):
+    """The knowledge directory could not be loaded; `problems` lists every error and warning."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        errors = [p for p in self.problems if p.is_error]
+        first = errors[0].render() if errors else "unknown problem"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first}{more}")
+
+
+class EmbeddingUnavailable(ConciergeError):
+    """Semantic matching was requested but the model or its runtime cannot be loaded."""
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(f"{model}: {message}")
+        self.model = model

@@ -1,0 +1,420 @@
+"""Read a knowledge directory into a `Catalog`, collecting every problem in one pass.
+
+Each YAML file is parsed once with PyYAML's safe loader: the node tree keeps the
+line of every key, the safe constructor turns it into plain data (an unknown tag
+such as `!!python/object` is an error, never executed), the shipped JSON Schema
+validates it, and cross-file rules (unique ids, references) run last. Only
+offerings without errors become `Offering` values; raw dicts stop here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from bot.errors import KnowledgeError
+from bot.models import (
+    Catalog,
+    Kind,
+    Lifecycle,
+    Offering,
+    Owner,
+    Problem,
+    RequestInfo,
+    Severity,
+    SourceRef,
+)
+
+YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 2_000_000
+MAX_FILES = 20_000
+
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """The outcome of reading a knowledge directory: a catalogue when there were no errors."""
+
+    catalog: Catalog | None
+    problems: tuple[Problem, ...]
+    files: int
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.is_error)
+
+
+def schema_path() -> Path:
+    """The JSON Schema file shipped with the package (for editors and docs)."""
+    return Path(str(resources.files("bot") / "schema" / "offering.schema.json"))
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    with schema_path().open(encoding="utf-8") as fh:
+        loaded: dict[str, Any] = json.load(fh)
+    return loaded
+
+
+@cache
+def _offering_validator() -> Draft202012Validator:
+    schema = _schema()
+    return Draft202012Validator({"$ref": "#/$defs/offering", "$defs": schema["$defs"]})
+
+
+def _offering_fields() -> tuple[str, ...]:
+    return tuple(_schema()["$defs"]["offering"]["properties"])
+
+
+def load_catalog(root: str | os.PathLike[str]) -> Catalog:
+    """Load and validate; raise `KnowledgeError` carrying every problem if any is an error."""
+    report = check_knowledge(root)
+    if report.catalog is None:
+        raise KnowledgeError(report.problems)
+    return report.catalog
+
+
+def check_knowledge(root: str | os.PathLike[str]) -> LoadReport:
+    """Validate a knowledge directory and build the catalogue if it has no errors."""
+    base = Path(root)
+    problems: list[Problem] = []
+    if not base.is_dir():
+        what = "does not exist" if not base.exists() else "is not a directory"
+        problem = Problem(str(base), 0, "knowledge", f"the knowledge directory {what}")
+        return LoadReport(None, (problem,), 0)
+    files = list(_knowledge_files(base, problems))
+    raw: list[_RawOffering] = []
+    for path in files:
+        raw.extend(_read_file(path, problems))
+    if not files and not problems:
+        problems.append(Problem(str(base), 0, "knowledge", "no *.yaml or *.yml files found"))
+    offerings = _cross_check(raw, problems)
+    problems.sort(key=lambda p: (p.path, p.line, p.severity != Severity.ERROR))
+    if any(p.is_error for p in problems):
+        return LoadReport(None, tuple(problems), len(files))
+    return LoadReport(Catalog(tuple(offerings), root=str(base)), tuple(problems), len(files))
+
+
+def _knowledge_files(base: Path, problems: list[Problem]) -> Iterator[Path]:
+    # os.walk does not follow directory symlinks, so a symlink loop cannot trap it.
+    found = 0
+    for dirpath, dirnames, filenames in os.walk(base, onerror=None):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.lower().endswith(YAML_SUFFIXES):
+                continue
+            found += 1
+            if found > MAX_FILES:
+                problems.append(Problem(str(base), 0, "knowledge",
+                                        f"more than {MAX_FILES} files; the rest were not read"))
+                return
+            yield Path(dirpath) / name
+
+
+@dataclass(slots=True)
+class _RawOffering:
+    """An offering mapping that passed the schema, with the lines of its fields."""
+
+    data: dict[str, Any]
+    path: str
+    line: int
+    lines: dict[JsonPath, int]
+
+
+def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(Problem(where, 1, "file",
+                                    f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}"))
+            return []
+        blob = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(where, 0, "file", f"cannot read file: {exc.strerror or exc}"))
+        return []
+    try:
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = blob[: exc.start].count(b"\n") + 1
+        problems.append(Problem(where, line, "file", "is not UTF-8 text"))
+        return []
+    try:
+        node, data = _parse(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        what = exc.problem or "invalid YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            what = f"{what} (only plain YAML is allowed)"
+        problems.append(Problem(where, line, "yaml", what))
+        return []
+    except yaml.YAMLError as exc:
+        problems.append(Problem(where, 1, "yaml", str(exc).splitlines()[0]))
+        return []
+    except RecursionError:
+        problems.append(Problem(where, 1, "yaml", "nested too deeply"))
+        return []
+    if node is None:
+        problems.append(Problem(where, 1, "file", "file is empty", Severity.WARNING))
+        return []
+    lines: dict[JsonPath, int] = {}
+    _index_lines(node, (), lines, where, problems)
+    return _split_offerings(data, lines, where, problems)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    return node, data
+
+
+def _index_lines(node: yaml.Node, at: JsonPath, lines: dict[JsonPath, int],
+                 where: str, problems: list[Problem], depth: int = 0) -> None:
+    lines.setdefault(at, node.start_mark.line + 1)
+    if depth > 50:
+        return
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                problems.append(Problem(where, line, _dotted(at + (key,)) or key,
+                                        "duplicate key: the earlier value would be lost"))
+            seen.add(key)
+            lines[at + (key,)] = line
+            _index_lines(value_node, at + (key,), lines, where, problems, depth + 1)
+            lines[at + (key,)] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, at + (i,), lines, where, problems, depth + 1)
+
+
+def _split_offerings(data: Any, lines: dict[JsonPath, int], where: str,
+                     problems: list[Problem]) -> list[_RawOffering]:
+    if isinstance(data, Mapping) and "offerings" in data:
+        extra = [k for k in data if k != "offerings" and not str(k).startswith("x-")]
+        for key in extra:
+            problems.append(Problem(where, lines.get((str(key),), 1), str(key),
+                                    "unknown top-level field; a file holds one offering "
+                                    "or an `offerings:` list"))
+        items = data["offerings"]
+        if not isinstance(items, list) or not items:
+            problems.append(Problem(where, lines.get(("offerings",), 1), "offerings",
+                                    "must be a non-empty list of offerings"))
+            return []
+        result = []
+        for i, item in enumerate(items):
+            sub = {p[2:]: ln for p, ln in lines.items() if p[:2] == ("offerings", i)}
+            result.extend(_validate_offering(item, sub, where, problems))
+        return result
+    return _validate_offering(data, lines, where, problems)
+
+
+def _validate_offering(item: Any, lines: dict[JsonPath, int], where: str,
+                       problems: list[Problem]) -> list[_RawOffering]:
+    start = lines.get((), 1)
+    if not isinstance(item, Mapping):
+        problems.append(Problem(where, start, "offering",
+                                f"must be a mapping of fields, not {_type_name(item)}"))
+        return []
+    item = {str(k): v for k, v in item.items()}
+    errors = sorted(_offering_validator().iter_errors(item), key=lambda e: list(e.path).__str__())
+    if not errors:
+        return [_RawOffering(item, where, start, lines)]
+    for error in errors:
+        problems.extend(_explain(error, item, lines, where))
+    return []
+
+
+def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPath, int],
+             where: str) -> Iterator[Problem]:
+    at: JsonPath = tuple(error.absolute_path)
+    line = _line_for(lines, at)
+    field = _dotted(at) or "offering"
+    validator = error.validator
+    instance = error.instance
+    if validator == "required":
+        required = error.validator_value
+        parent = instance if isinstance(instance, Mapping) else {}
+        for name in required:
+            if name not in parent:
+                yield Problem(where, line, _dotted(at + (name,)), "required field is missing")
+        return
+    if validator == "additionalProperties":
+        allowed = tuple(error.schema.get("properties", {}))
+        for key in instance:
+            if key in allowed or str(key).startswith("x-"):
+                continue
+            hint = _did_you_mean(str(key), allowed)
+            yield Problem(where, _line_for(lines, at + (key,)), _dotted(at + (key,)),
+                          f"unknown field{hint} (custom metadata must start with `x-`)")
+        return
+    yield Problem(where, line, field, _message(error, at))
+
+
+def _message(error: ValidationError, at: JsonPath) -> str:
+    validator, instance = error.validator, error.instance
+    leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
+    if validator == "enum":
+        options = ", ".join(f"`{v}`" for v in error.validator_value)
+        hint = _did_you_mean(str(instance), [str(v) for v in error.validator_value])
+        return f"must be one of {options}, not {instance!r}{hint}"
+    if validator == "type":
+        wanted = {"string": "text", "array": "a list", "object": "a mapping"}.get(
+            str(error.validator_value), str(error.validator_value))
+        return f"must be {wanted}, not {_type_name(instance)}"
+    if validator in ("minLength", "minItems") or (validator == "pattern" and leaf not in
+                                                  ("id", "url", "contact", "includes",
+                                                   "replaced_by")):
+        return "must not be empty"
+    if validator == "pattern":
+        if leaf == "url":
+            parsed = urlsplit(str(instance))
+            if parsed.scheme and parsed.scheme != "https":
+                return f"must be an https:// link, not {parsed.scheme}:// ({instance!r})"
+            return f"is not a valid https:// link: {instance!r}"
+        if leaf == "contact":
+            return ("must be a Slack user ID (U…), usergroup ID (S…), channel (#name or C…) "
+                    f"or an email address, not {instance!r}")
+        return (f"{instance!r} is not a valid id: use lowercase letters, digits and hyphens, "
+                "e.g. `laptop-standard`")
+    if validator == "anyOf" and leaf == "request":
+        return "needs a `url` or `steps` (or both)"
+    return error.message
+
+
+def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem]) -> list[Offering]:
+    first_seen: dict[str, _RawOffering] = {}
+    unique: list[_RawOffering] = []
+    for r in raw:
+        oid = r.data["id"]
+        if oid in first_seen:
+            other = first_seen[oid]
+            problems.append(Problem(r.path, _line_for(r.lines, ("id",)), "id",
+                                    f"duplicate id {oid!r}: also defined at "
+                                    f"{other.path}:{_line_for(other.lines, ('id',))}"))
+            continue
+        first_seen[oid] = r
+        unique.append(r)
+    known = tuple(first_seen)
+    for r in unique:
+        data = r.data
+        for i, ref in enumerate(data.get("includes", ())):
+            if ref == data["id"]:
+                problems.append(Problem(r.path, _line_for(r.lines, ("includes", i)),
+                                        f"includes[{i}]", "an offering cannot include itself"))
+            elif ref not in first_seen:
+                problems.append(Problem(r.path, _line_for(r.lines, ("includes", i)),
+                                        f"includes[{i}]",
+                                        f"unknown offering id {ref!r}{_did_you_mean(ref, known)}"))
+        lifecycle = data.get("lifecycle", "live")
+        ref = data.get("replaced_by")
+        line = _line_for(r.lines, ("replaced_by",))
+        if ref is not None and ref not in first_seen:
+            problems.append(Problem(r.path, line, "replaced_by",
+                                    f"unknown offering id {ref!r}{_did_you_mean(ref, known)}"))
+        elif ref is not None and ref == data["id"]:
+            problems.append(Problem(r.path, line, "replaced_by",
+                                    "an offering cannot replace itself"))
+        elif ref is not None and lifecycle != "retired":
+            problems.append(Problem(r.path, line, "replaced_by",
+                                    f"is set but lifecycle is {lifecycle!r}; only retired "
+                                    "offerings are replaced", Severity.WARNING))
+        if lifecycle == "retired" and ref is None:
+            problems.append(Problem(r.path, _line_for(r.lines, ("lifecycle",)), "lifecycle",
+                                    "retired without `replaced_by`: employees who ask for it "
+                                    "will be told it is retired with nothing to order instead",
+                                    Severity.WARNING))
+    offerings = [_build(r) for r in unique]
+    catalog = Catalog(tuple(offerings))
+    for r, o in zip(unique, offerings, strict=True):
+        if o.is_retired and o.replaced_by in catalog and catalog.live_replacement(o) is None:
+            problems.append(Problem(r.path, _line_for(r.lines, ("replaced_by",)), "replaced_by",
+                                    "the replacement chain never reaches a live offering"))
+    return offerings
+
+
+def _build(r: _RawOffering) -> Offering:
+    d = r.data
+    owner = d["owner"]
+    request = d["request"]
+    return Offering(
+        id=d["id"],
+        name=_clean(d["name"]),
+        summary=_clean(d["summary"]),
+        kind=Kind(d["kind"]),
+        owner=Owner(team=_clean(owner["team"]), contact=owner.get("contact")),
+        request=RequestInfo(url=request.get("url"), steps=_opt(request.get("steps"))),
+        needs=tuple(_clean(n) for n in d["needs"]),
+        keywords=tuple(_clean(k) for k in d.get("keywords", ())),
+        description=_opt(d.get("description")),
+        category=_opt(d.get("category")),
+        includes=tuple(d.get("includes", ())),
+        cost=_opt(d.get("cost")),
+        service_level=_opt(d.get("service_level")),
+        audience=_opt(d.get("audience")),
+        lifecycle=Lifecycle(d.get("lifecycle", "live")),
+        replaced_by=d.get("replaced_by"),
+        source=SourceRef(r.path, r.line),
+    )
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _opt(text: str | None) -> str | None:
+    return text.strip() if text is not None else None
+
+
+def _line_for(lines: Mapping[JsonPath, int], at: JsonPath) -> int:
+    while at not in lines and at:
+        at = at[:-1]
+    return lines.get(at, 1)
+
+
+def _dotted(at: JsonPath) -> str:
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "empty"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def known_fields() -> tuple[str, ...]:
+    """The offering fields schema v1 allows (besides `x-` ones)."""
+    return _offering_fields()

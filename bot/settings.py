@@ -1,0 +1,43 @@
+"""Where things are and which mode to run in, from flags and environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+MATCHER_MODES = ("auto", "lexical", "semantic")
+
+
+def repo_root() -> Path:
+    """The checkout this package was installed from (editable installs and `python -m bot`)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def knowledge_dir(flag: str | None = None) -> Path:
+    """`--knowledge DIR`, else `CONCIERGE_KNOWLEDGE`, else the sample catalogue in the checkout."""
+    if flag:
+        return Path(flag)
+    env = os.environ.get("CONCIERGE_KNOWLEDGE", "").strip()
+    if env:
+        return Path(env)
+    return repo_root() / "knowledge"
+
+
+def matcher_mode(flag: str | None = None) -> str:
+    """`--matcher`, else `CONCIERGE_MATCHER`, else `auto` (semantic when the model is installed)."""
+    value = (flag or os.environ.get("CONCIERGE_MATCHER", "") or "auto").strip().lower()
+    if value not in MATCHER_MODES:
+        raise ConfigError(f"must be one of {', '.join(MATCHER_MODES)}, not {value!r}",
+                          setting="CONCIERGE_MATCHER")
+    return value
+
+
+def cache_dir() -> Path:
+    """`CONCIERGE_CACHE_DIR`, else `$XDG_CACHE_HOME/concierge`, else `~/.cache/concierge`."""
+    env = os.environ.get("CONCIERGE_CACHE_DIR", "").strip()
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "concierge"
