@@ -96,6 +96,10 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     report = check_knowledge(knowledge_dir(args.knowledge))
+    if report.files == 0 and any(p.field == "knowledge" and p.line == 0
+                                 for p in report.problems):
+        _print_problems(report.problems, sys.stderr)
+        return 2
     _print_problems(report.problems, out)
     errors, warnings = len(report.errors), len(report.warnings)
     if report.catalog is not None:

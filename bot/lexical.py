@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from bot.models import Catalog, Offering
-from bot.text import STOP_WORDS, content_words, stem, terms
+from bot.text import STOP_WORDS, content_words, stem
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -89,10 +89,10 @@ class LexicalIndex:
         self.catalog = catalog
         self.examples: list[Example] = []
         example_terms: list[Counter[str]] = []
-        offering_terms: list[Counter[str]] = []
+        offering_terms: list[dict[str, float]] = []
         surface: dict[str, str] = {}
         for k, offering in enumerate(catalog.offerings):
-            whole: Counter[str] = Counter()
+            whole: dict[str, float] = defaultdict(float)
             for field, text in offering_texts(offering):
                 words = content_words(text)
                 stems = [stem(w) for w in words]
@@ -119,10 +119,12 @@ class LexicalIndex:
         self._example_postings = self._postings(
             [self._vector(c) for c in example_terms])
         self._offering_postings = self._postings(
-            [self._vector(Counter(dict(c))) for c in offering_terms])
+            [self._vector(c) for c in offering_terms])
         self._n_offerings = len(catalog.offerings)
 
-    def _vector(self, counts: Counter[str]) -> dict[str, float]:
+    def _vector(self, counts: Mapping[str, float]) -> dict[str, float]:
+        """Sublinear TF times IDF, L2-normalised; fractional counts (field weights,
+        corrected typos) scale linearly below one."""
         vec = {t: (1 + math.log(c)) * self.idf[t] if c >= 1 else c * self.idf[t]
                for t, c in counts.items()}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
@@ -139,9 +141,14 @@ class LexicalIndex:
         return {t: (np.array(ids[t], dtype=np.int64), np.array(weights[t], dtype=np.float64))
                 for t in ids}
 
-    def analyse(self, query: str) -> QueryTerms:
-        """Stems of the question, typos corrected against the catalogue's own words."""
-        counts: Counter[str] = Counter()
+    def analyse(self, query: str, *,
+                is_word: Callable[[str], bool] | None = None) -> QueryTerms:
+        """Stems of the question, typos corrected against the catalogue's own words.
+
+        `is_word` tells real words from typos when a dictionary is at hand (the
+        embedding model's vocabulary): a real word is never "corrected".
+        """
+        counts: dict[str, float] = defaultdict(float)
         corrections: list[tuple[str, str]] = []
         total = known = 0.0
         for word in content_words(query):
@@ -151,18 +158,15 @@ class LexicalIndex:
                 total += self.idf[s]
                 known += self.idf[s]
                 continue
-            fixed = self._correct(word)
+            fixed = [] if is_word is not None and is_word(word) else self._correct(word)
             total += self.max_idf
             for part, penalty in fixed:
                 ps = self._surface[part]
                 counts[ps] += penalty
                 known += self.idf[ps] * penalty / max(len(fixed), 1)
                 corrections.append((word, part))
-        weights = {t: (1 + math.log(c)) * self.idf[t] if c >= 1 else c * self.idf[t]
-                   for t, c in counts.items()}
-        norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0
         return QueryTerms(
-            weights={t: v / norm for t, v in weights.items()},
+            weights=self._vector(counts),
             corrections=tuple(corrections),
             known_share=known / total if total else 0.0,
         )

@@ -40,6 +40,7 @@ from bot.models import (
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 2_000_000
 MAX_FILES = 20_000
+MAX_NODES = 200_000
 
 JsonPath = tuple[str | int, ...]
 
@@ -160,6 +161,8 @@ def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
         node, data = _parse(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and mark and mark.line >= len(text.splitlines()):
+            mark = exc.context_mark  # at end of file: where the open construct began
         line = mark.line + 1 if mark else 1
         what = exc.problem or "invalid YAML"
         if isinstance(exc, yaml.constructor.ConstructorError):
@@ -176,7 +179,11 @@ def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
         problems.append(Problem(where, 1, "file", "file is empty", Severity.WARNING))
         return []
     lines: dict[JsonPath, int] = {}
-    _index_lines(node, (), lines, where, problems)
+    if _count_nodes(node) > MAX_NODES:
+        problems.append(Problem(where, 1, "file", f"more than {MAX_NODES:,} YAML nodes "
+                                "(deep nesting or alias expansion); split the file"))
+        return []
+    _index_lines(node, (), lines, where, problems, seen=set())
     return _split_offerings(data, lines, where, problems)
 
 
@@ -186,30 +193,54 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return node, data
 
 
+def _count_nodes(root: yaml.Node) -> int:
+    """Nodes as the data would expand them (aliases counted each time), stopping early."""
+    memo: dict[int, int] = {}
+
+    def count(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # a recursive alias counts once instead of looping
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(count(k) + count(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(count(v) for v in node.value)
+        memo[key] = min(total, MAX_NODES + 1)
+        return memo[key]
+
+    return count(root)
+
+
 def _index_lines(node: yaml.Node, at: JsonPath, lines: dict[JsonPath, int],
-                 where: str, problems: list[Problem], depth: int = 0) -> None:
+                 where: str, problems: list[Problem], *, seen: set[int],
+                 depth: int = 0) -> None:
     lines.setdefault(at, node.start_mark.line + 1)
-    if depth > 50:
+    # An alias repeats a node already indexed: its lines are those of the anchor.
+    if depth > 50 or id(node) in seen:
         return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        keys: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
-            if key in seen and key != "<<":
+            if key in keys and key != "<<":
                 problems.append(Problem(where, line, _dotted(at + (key,)) or key,
                                         "duplicate key: the earlier value would be lost"))
-            seen.add(key)
+            keys.add(key)
             lines[at + (key,)] = line
-            _index_lines(value_node, at + (key,), lines, where, problems, depth + 1)
+            _index_lines(value_node, at + (key,), lines, where, problems, seen=seen,
+                         depth=depth + 1)
             lines[at + (key,)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, at + (i,), lines, where, problems, depth + 1)
+            _index_lines(item, at + (i,), lines, where, problems, seen=seen, depth=depth + 1)
 
 
 def _split_offerings(data: Any, lines: dict[JsonPath, int], where: str,
@@ -244,8 +275,10 @@ def _validate_offering(item: Any, lines: dict[JsonPath, int], where: str,
     errors = sorted(_offering_validator().iter_errors(item), key=lambda e: list(e.path).__str__())
     if not errors:
         return [_RawOffering(item, where, start, lines)]
+    found: dict[Problem, None] = {}
     for error in errors:
-        problems.extend(_explain(error, item, lines, where))
+        found.update(dict.fromkeys(_explain(error, item, lines, where)))
+    problems.extend(found)
     return []
 
 
@@ -255,16 +288,17 @@ def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPa
     line = _line_for(lines, at)
     field = _dotted(at) or "offering"
     validator = error.validator
-    instance = error.instance
+    instance: Any = error.instance
     if validator == "required":
-        required = error.validator_value
+        required: Any = error.validator_value
         parent = instance if isinstance(instance, Mapping) else {}
         for name in required:
             if name not in parent:
                 yield Problem(where, line, _dotted(at + (name,)), "required field is missing")
         return
     if validator == "additionalProperties":
-        allowed = tuple(error.schema.get("properties", {}))
+        schema: Any = error.schema
+        allowed = tuple(schema.get("properties", {}))
         for key in instance:
             if key in allowed or str(key).startswith("x-"):
                 continue
@@ -277,14 +311,15 @@ def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPa
 
 def _message(error: ValidationError, at: JsonPath) -> str:
     validator, instance = error.validator, error.instance
+    choices: Any = error.validator_value
     leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
     if validator == "enum":
-        options = ", ".join(f"`{v}`" for v in error.validator_value)
-        hint = _did_you_mean(str(instance), [str(v) for v in error.validator_value])
+        options = ", ".join(f"`{v}`" for v in choices)
+        hint = _did_you_mean(str(instance), [str(v) for v in choices])
         return f"must be one of {options}, not {instance!r}{hint}"
     if validator == "type":
         wanted = {"string": "text", "array": "a list", "object": "a mapping"}.get(
-            str(error.validator_value), str(error.validator_value))
+            str(choices), str(choices))
         return f"must be {wanted}, not {_type_name(instance)}"
     if validator in ("minLength", "minItems") or (validator == "pattern" and leaf not in
                                                   ("id", "url", "contact", "includes",

@@ -7,27 +7,41 @@ the thresholds differ (see `bot.thresholds`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from bot.lexical import FloatArray, LexicalIndex, LexicalScores
 from bot.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
 from bot.semantic import SemanticIndex, SemanticScores
-from bot.text import content_words
-from bot.thresholds import LEXICAL, MAX_CANDIDATES, MAX_CHOICES, MAX_QUERY_CHARS, SEMANTIC, Thresholds
+from bot.text import content_words, fold
+from bot.thresholds import (
+    LEXICAL,
+    MAX_CANDIDATES,
+    MAX_CHOICES,
+    MAX_QUERY_CHARS,
+    SEMANTIC,
+    Thresholds,
+)
 
+_WORD = re.compile(r"[^\W_]+")
 # Weight of the nearest example against the whole-offering score.
 LEXICAL_NEAREST_WEIGHT = 0.6
-# In hybrid mode, the share of the semantic score.
-SEMANTIC_WEIGHT = 0.7
+# In semantic mode, the share of the semantic ranking (the rest is lexical).
+SEMANTIC_WEIGHT = 0.9
 
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """All offerings' combined scores for one question, plus what explains them."""
+    """All offerings' scores for one question, plus what explains them.
+
+    `combined` orders the offerings; `strength` says how well the question fits
+    each one in absolute terms (lexical mode: the same numbers).
+    """
 
     combined: FloatArray
+    strength: FloatArray
     lexical: LexicalScores
     semantic: SemanticScores | None
 
@@ -61,14 +75,29 @@ class Matcher:
         return redirects
 
     def score(self, query: str) -> Scored:
-        lex = self.lexical.score(query)
+        # With a model, a word it knows is a real word, not a typo to correct.
+        known = self.semantic.embedder.knows if self.semantic is not None else None
+        lex = self.lexical.score(self.lexical.analyse(query, is_word=known))
         lexical = (LEXICAL_NEAREST_WEIGHT * lex.nearest
                    + (1 - LEXICAL_NEAREST_WEIGHT) * lex.whole)
         if self.semantic is None:
-            return Scored(lexical, lex, None)
-        sem = self.semantic.score(query)
-        combined = SEMANTIC_WEIGHT * sem.combined + (1 - SEMANTIC_WEIGHT) * lexical
-        return Scored(combined, lex, sem)
+            return Scored(lexical, lexical, lex, None)
+        sem = self.semantic.score(self._embedding_text(query, lex))
+        combined = SEMANTIC_WEIGHT * sem.ranking + (1 - SEMANTIC_WEIGHT) * lexical
+        return Scored(combined, sem.strength, lex, sem)
+
+    def _embedding_text(self, query: str, lex: LexicalScores) -> str:
+        """The question with misspelt words replaced by the catalogue words they were
+        read as, where the model does not know the typed word (it would see noise)."""
+        assert self.semantic is not None
+        embedder = self.semantic.embedder
+        replace: dict[str, list[str]] = {}
+        for wrong, right in lex.query.corrections:
+            if not embedder.knows(wrong):
+                replace.setdefault(wrong, []).append(right)
+        if not replace:
+            return query
+        return _WORD.sub(lambda m: " ".join(replace.get(fold(m.group()), [m.group()])), query)
 
     def decide(self, query: str) -> Decision:
         text = " ".join(query.split())
@@ -80,22 +109,25 @@ class Matcher:
                 "Nothing in the question matches the catalogue.")
             return Decision(query, DecisionKind.NONE, 0.0, (), why)
         scored = self.score(text)
-        candidates = self._candidates(scored)
-        decision = self._decide(query, candidates)
+        ranked, dead_end = self._candidates(scored)
+        decision = self._decide(query, ranked, scored, dead_end)
         if truncated:
             note = f" (Only the first {MAX_QUERY_CHARS} characters were read.)"
-            decision = Decision(decision.query, decision.kind, decision.confidence,
-                                decision.candidates, decision.why + note,
-                                decision.offering, decision.retired)
+            decision = replace(decision, why=decision.why + note)
         return decision
 
-    def _candidates(self, scored: Scored) -> list[tuple[Candidate, Offering | None]]:
-        """Best offerings first, retired ones folded into their replacement."""
+    def _candidates(self, scored: Scored) -> tuple[list[Ranked], Ranked | None]:
+        """Best offerings first, retired ones folded into their live replacement.
+
+        Also returns a retired offering with no live replacement when it outranks
+        every offering that can be ordered: the employee should hear that it is retired.
+        """
         scores = scored.combined
         k = min(len(scores), MAX_CANDIDATES * 3)
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
-        out: list[tuple[Candidate, Offering | None]] = []
+        out: list[Ranked] = []
+        dead_end: Ranked | None = None
         seen: set[int] = set()
         for i in (int(x) for x in top):
             if scores[i] <= 0:
@@ -103,64 +135,94 @@ class Matcher:
             target = self._redirect.get(i, i)
             if target in seen:
                 continue
-            seen.add(target)
             retired = self._offerings[i] if target != i else None
             if retired is None and self._offerings[i].is_retired:
-                continue  # retired with no live replacement: nothing to sell
-            evidence = self._evidence(scored, i)
-            out.append((Candidate(self._offerings[target], float(scores[i]), evidence), retired))
+                if not out and dead_end is None:
+                    dead_end = Ranked(Candidate(self._offerings[i], float(scores[i]),
+                                                self._evidence(scored, i)),
+                                      float(scored.strength[i]), self._offerings[i])
+                continue  # nothing to order
+            seen.add(target)
+            candidate = Candidate(self._offerings[target], float(scores[i]),
+                                  self._evidence(scored, i))
+            out.append(Ranked(candidate, float(scored.strength[i]), retired))
             if len(out) == MAX_CANDIDATES:
                 break
-        return out
+        return out, dead_end
 
     def _evidence(self, scored: Scored, i: int) -> Evidence:
-        sem = scored.semantic
-        lex = scored.lexical
-        if sem is not None and sem.nearest_example[i] >= 0:
-            ex = self.semantic.examples[int(sem.nearest_example[i])] if self.semantic else None
-            if ex is not None:
+        if scored.semantic is not None and self.semantic is not None:
+            j = int(scored.semantic.nearest_example[i])
+            if j >= 0:
+                ex = self.semantic.examples[j]
                 return Evidence(ex.field, ex.text)
-        j = int(lex.nearest_example[i])
+        j = int(scored.lexical.nearest_example[i])
         if j >= 0:
             ex = self.lexical.examples[j]
             return Evidence(ex.field, ex.text)
         return Evidence("name", self._offerings[i].name)
 
-    def _decide(self, query: str, ranked: list[tuple[Candidate, Offering | None]]) -> Decision:
+    def _decide(self, query: str, ranked: list[Ranked], scored: Scored,
+                dead_end: Ranked | None) -> Decision:
         t = self.thresholds
-        candidates = tuple(c for c, _ in ranked)
-        if not candidates or candidates[0].score < t.decline:
+        candidates = tuple(r.candidate for r in ranked)
+        corrections = _corrections_note(scored)
+        if dead_end is not None and dead_end.strength >= t.decline:
+            old = dead_end.candidate.offering
+            return Decision(query, DecisionKind.NONE, 0.0, candidates,
+                            f"{old.name} would fit ({dead_end.candidate.evidence.describe()}), "
+                            "but it is retired and nothing replaces it yet." + corrections)
+        strength = ranked[0].strength if ranked else 0.0
+        margin = (candidates[0].score - candidates[1].score if len(candidates) > 1
+                  else candidates[0].score if candidates else 0.0)
+        confidence = _confidence(strength, margin, t)
+        if not ranked or strength < t.decline:
             best = (f" The closest was {candidates[0].offering.name} "
                     f"({candidates[0].evidence.describe()}), too far to be sure."
                     if candidates else "")
-            return Decision(query, DecisionKind.NONE, _confidence(candidates, t), candidates,
-                            "Nothing in the catalogue fits this need." + best)
-        top, retired = ranked[0]
-        s1 = top.score
-        s2 = candidates[1].score if len(candidates) > 1 else 0.0
-        if s1 >= t.sure or (s1 >= t.answer and s1 - s2 >= t.margin):
-            why = f"Matched {top.evidence.describe()} of {top.offering.name}."
-            if retired is not None:
-                why += f" {retired.name} is retired; {top.offering.name} replaces it."
-            return Decision(query, DecisionKind.ANSWER, _confidence(candidates, t), candidates,
-                            why, offering=top.offering, retired=retired)
+            return Decision(query, DecisionKind.NONE, confidence, candidates,
+                            "Nothing in the catalogue fits this need." + best + corrections)
+        top = ranked[0]
+        if strength >= t.sure or (strength >= t.answer and margin >= t.margin):
+            offering = top.candidate.offering
+            why = f"Matched {top.candidate.evidence.describe()} of {offering.name}."
+            if top.retired is not None:
+                why += f" {top.retired.name} is retired; {offering.name} replaces it."
+            return Decision(query, DecisionKind.ANSWER, confidence, candidates,
+                            why + corrections, offering=offering, retired=top.retired)
+        if len(candidates) < 2:
+            return Decision(query, DecisionKind.NONE, confidence, candidates,
+                            f"Only {candidates[0].offering.name} comes close "
+                            f"({candidates[0].evidence.describe()}), and not close enough "
+                            "to be sure." + corrections)
+        s1 = candidates[0].score
         close = [c for c in candidates[:MAX_CHOICES] if s1 - c.score <= t.clarify_window]
-        if len(close) < 2:
-            close = list(candidates[:2])
-        choices = tuple(close) + tuple(c for c in candidates if c not in close)
-        names = ", ".join(f"{c.offering.name} ({c.evidence.describe()})" for c in close)
-        return Decision(query, DecisionKind.CLARIFY, _confidence(candidates, t), choices,
-                        f"Several offerings could fit: {names}.")
+        close = close if len(close) >= 2 else list(candidates[:2])
+        names = "; ".join(f"{c.offering.name} ({c.evidence.describe()})" for c in close)
+        return Decision(query, DecisionKind.CLARIFY, confidence, candidates,
+                        f"Several offerings could fit: {names}." + corrections,
+                        choice_count=len(close))
 
 
-def _confidence(candidates: tuple[Candidate, ...], t: Thresholds) -> float:
-    """A 0..1 confidence: where the top score sits between declining and being sure,
-    discounted when the runner-up is close."""
-    if not candidates:
-        return 0.0
-    s1 = candidates[0].score
-    s2 = candidates[1].score if len(candidates) > 1 else 0.0
-    level = (s1 - t.decline) / max(t.answer - t.decline, 1e-9)
-    lead = min((s1 - s2) / max(t.margin, 1e-9), 1.0)
-    value = 0.5 * min(max(level, 0.0), 2.0) * (0.5 + 0.5 * max(lead, 0.0))
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    candidate: Candidate
+    strength: float
+    retired: Offering | None
+
+
+def _corrections_note(scored: Scored) -> str:
+    fixes = scored.lexical.query.corrections
+    if not fixes:
+        return ""
+    read = ", ".join(f'"{wrong}" as "{right}"' for wrong, right in fixes[:3])
+    return f" (Read {read}.)"
+
+
+def _confidence(strength: float, margin: float, t: Thresholds) -> float:
+    """0..1: how far the fit is between declining and answering, discounted by a close
+    runner-up. 0.5 is where an outright answer becomes possible."""
+    level = (strength - t.decline) / max(t.answer - t.decline, 1e-9)
+    lead = min(max(margin, 0.0) / max(t.margin, 1e-9), 1.0)
+    value = 0.5 * min(max(level, 0.0), 2.0) * (0.5 + 0.5 * lead)
     return round(min(max(value, 0.0), 1.0), 3)

@@ -231,10 +231,12 @@ class Decision:
     why: str
     offering: Offering | None = None
     retired: Offering | None = None
+    choice_count: int = 0
+    """For `clarify`: how many of the first candidates are offered as choices (2-3)."""
 
     @property
     def choices(self) -> tuple[Offering, ...]:
-        """The offerings to offer in a `clarify` (2-3), best first."""
+        """The offerings offered in a `clarify`, best first."""
         if self.kind is not DecisionKind.CLARIFY:
             return ()
-        return tuple(c.offering for c in self.candidates[:3])
+        return tuple(c.offering for c in self.candidates[: self.choice_count])

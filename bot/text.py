@@ -18,7 +18,7 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _EMAIL_OR_URL = re.compile(r"\S+@\S+\.\S+|https?://\S+")
 
 # Function words and conversational filler in English and German. Content words
-# ("need", "new", "help") stay: their weight comes from IDF, not from this list.
+# ("need", "new", "laptop") stay: their weight comes from IDF, not from this list.
 STOP_WORDS = frozenset(
     """
     a an the and or but if then so than too very just also only even still really
@@ -29,7 +29,7 @@ STOP_WORDS = frozenset(
     to of in on at by for with about from into onto over under up down out off as
     not no nor any some all each every other such own same
     please pls plz thanks thank thx cheers hi hello hey hiya yo dear morning afternoon evening
-    bot concierge team guys folks anyone somebody someone
+    bot concierge guys folks anyone somebody someone like want wanted wants
     ok okay yes yeah well um uh hmm oh
     im ive id ill dont doesnt didnt cant cannot couldnt wont isnt arent wasnt
     tell know wondering wonder question quick quickly help
