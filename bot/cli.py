@@ -18,6 +18,7 @@ from bot.evaluate import evaluate, load_cases
 from bot.loader import check_knowledge, load_catalog
 from bot.models import Catalog, Problem
 from bot.render_text import decision_json, decision_text
+from bot.serve import add_serve_parser
 from bot.settings import MATCHER_MODES, knowledge_dir, matcher_mode
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_knowledge(ev)
     _add_matcher(ev)
     ev.set_defaults(handler=cmd_eval)
+
+    add_serve_parser(sub)
     return parser
 
 

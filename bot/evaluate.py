@@ -66,8 +66,9 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        """Strict pass for CI gating: in-scope answered right, out-of-scope declined."""
-        return self.direct if self.case.in_scope else self.decision.kind is DecisionKind.NONE
+        """What CI gates on: in scope, the right answer or the right choice offered (never a
+        wrong outright answer); out of scope, declined."""
+        return self.resolved and not self.confidently_wrong
 
 
 @dataclass(frozen=True, slots=True)

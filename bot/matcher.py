@@ -24,6 +24,7 @@ from bot.thresholds import (
     SEMANTIC,
     Thresholds,
 )
+from bot.translate import to_english
 
 _WORD = re.compile(r"[^\W_]+")
 # Weight of the nearest example against the whole-offering score.
@@ -44,6 +45,12 @@ class Scored:
     strength: FloatArray
     lexical: LexicalScores
     semantic: SemanticScores | None
+    reading: str | None = None
+    """The English reading of a German question, when that is what was scored."""
+
+    @property
+    def best_strength(self) -> float:
+        return float(self.strength[int(np.argmax(self.combined))]) if self.combined.size else 0.0
 
 
 class Matcher:
@@ -75,6 +82,17 @@ class Matcher:
         return redirects
 
     def score(self, query: str) -> Scored:
+        """Scores for the question as written, or for its English reading when it is
+        German and that reading fits the catalogue better."""
+        scored = self._score_text(query)
+        reading = to_english(query)
+        if reading is not None:
+            translated = self._score_text(reading)
+            if translated.best_strength > scored.best_strength:
+                return replace(translated, reading=reading)
+        return scored
+
+    def _score_text(self, query: str) -> Scored:
         # With a model, a word it knows is a real word, not a typo to correct.
         known = self.semantic.embedder.knows if self.semantic is not None else None
         lex = self.lexical.score(self.lexical.analyse(query, is_word=known))
@@ -212,11 +230,13 @@ class Ranked:
 
 
 def _corrections_note(scored: Scored) -> str:
+    notes = []
+    if scored.reading is not None:
+        notes.append(f'Read as "{scored.reading}".')
     fixes = scored.lexical.query.corrections
-    if not fixes:
-        return ""
-    read = ", ".join(f'"{wrong}" as "{right}"' for wrong, right in fixes[:3])
-    return f" (Read {read}.)"
+    if fixes:
+        notes.append("Read " + ", ".join(f'"{w}" as "{r}"' for w, r in fixes[:3]) + ".")
+    return f" ({' '.join(notes)})" if notes else ""
 
 
 def _confidence(strength: float, margin: float, t: Thresholds) -> float:

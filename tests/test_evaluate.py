@@ -130,7 +130,8 @@ def test_metrics_on_hand_checked_outcomes(tiny: Catalog) -> None:
     assert [o.direct for o in report.outcomes] == [True, False, False, False, False]
     assert [o.resolved for o in report.outcomes] == [True, True, False, True, False]
     assert [o.confidently_wrong for o in report.outcomes] == [False, False, True, False, True]
-    assert [o.passed for o in report.outcomes] == [True, False, False, True, False]
+    # A clarify that offers the right choice passes: that is the designed behaviour when unsure.
+    assert [o.passed for o in report.outcomes] == [True, True, False, True, False]
 
     m = report.metrics()
     assert (m["questions"], m["in_scope"], m["out_of_scope"]) == (5, 3, 2)
@@ -141,7 +142,7 @@ def test_metrics_on_hand_checked_outcomes(tiny: Catalog) -> None:
     assert m["top1"] == pytest.approx(2 / 3)
     assert m["top3"] == pytest.approx(2 / 3)
     assert m["ms_median"] >= 0 and m["ms_p99"] >= m["ms_median"]
-    assert [o.case.line for o in report.failures] == [2, 3, 5]
+    assert [o.case.line for o in report.failures] == [3, 5]
 
 
 def test_metrics_of_no_cases_are_zero(tiny: Catalog) -> None:

@@ -1,0 +1,333 @@
+"""The composition root of the Slack app: configuration, Web API client, Bolt app, server.
+
+    SlackConfig.from_env()  ──▶  create_app(config)  ──▶  serve(config)
+      environment, checked        WebClient + Store +       HTTP: gunicorn workers, each
+      once, one clear line        matcher + handlers/       with its own Bolt app
+      per bad variable                                      Socket Mode: SLACK_APP_TOKEN set
+
+Only this module and `handlers/` know Bolt. Listeners run after the HTTP response
+(Bolt's `process_before_response=False`): Bolt acks events itself and waits for a
+command's or button's `ack()` (at most 3 s) before answering Slack, while the
+listener goes on in the app's thread pool. That holds in gunicorn's sync workers
+too: the pool's threads live in the worker process and keep running after the
+response; a worker leaving gracefully waits for them (interpreter exit joins them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import default_retry_handlers
+from slack_sdk.http_retry.builtin_handlers import (
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.engine import build_matcher
+from bot.errors import ConfigError
+from bot.loader import load_catalog
+from bot.matcher import Matcher
+from bot.render_text import SERVICE_DESK_TEXT
+from bot.replies import ServiceDesk
+from bot.settings import knowledge_dir, matcher_mode
+from bot.store import Store, database_url
+from handlers import Concierge
+from handlers import register as register_handlers
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+DEFAULT_PORT = 3000
+DEFAULT_WORKERS = 2
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+# Set on the response to a redelivered event that another delivery already claimed:
+# Slack ignores it; logs and tests can tell a dropped duplicate from an answered event.
+DUPLICATE_HEADER = "X-Concierge-Duplicate"
+# Slack asks for rate-limited calls to wait `Retry-After` seconds; two retries cover
+# the usual one-second windows without holding a worker thread for long.
+RATE_LIMIT_RETRIES = 2
+SERVER_ERROR_RETRIES = 1
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    """Everything `concierge serve` reads from the environment, checked once at start."""
+
+    bot_token: str = field(repr=False)
+    """`SLACK_BOT_TOKEN`: the bot token (`xoxb-…`) from the app's *OAuth & Permissions* page."""
+    signing_secret: str = field(repr=False)
+    """`SLACK_SIGNING_SECRET`: verifies that HTTP requests come from Slack (HTTP mode)."""
+    knowledge: Path
+    """`CONCIERGE_KNOWLEDGE` (or `--knowledge`): the catalogue directory."""
+    app_token: str | None = field(default=None, repr=False)
+    """`SLACK_APP_TOKEN` (`xapp-…`): set it to run in Socket Mode instead of HTTP."""
+    api_url: str = DEFAULT_API_URL
+    """`SLACK_API_URL`: the Web API base URL (GovSlack, a proxy, or a test server)."""
+    matcher_mode: str = "auto"
+    """`CONCIERGE_MATCHER`: auto, lexical or semantic."""
+    port: int = DEFAULT_PORT
+    """`PORT`: where HTTP mode listens (on all interfaces)."""
+    workers: int = DEFAULT_WORKERS
+    """`WEB_CONCURRENCY`: gunicorn worker processes in HTTP mode."""
+    database_url: str = ""
+    """`DATABASE_URL`, else a SQLite file in `CONCIERGE_DATA_DIR` (default `./data`)."""
+    service_desk: ServiceDesk = field(default_factory=ServiceDesk)
+    """`CONCIERGE_SERVICE_DESK_TEXT` / `CONCIERGE_SERVICE_DESK_URL`: the "nothing fits" pointer."""
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, knowledge: str | None = None,
+                 matcher: str | None = None) -> SlackConfig:
+        """Read and check the environment; a bad variable raises `ConfigError` naming it."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
+
+        app_token = get("SLACK_APP_TOKEN") or None
+        if app_token is not None and not app_token.startswith("xapp-"):
+            raise ConfigError("must be an app-level token starting with xapp- (Basic "
+                              "Information → App-Level Tokens), or unset for HTTP mode",
+                              setting="SLACK_APP_TOKEN")
+        bot_token = _required(get, "SLACK_BOT_TOKEN", "the bot token from OAuth & Permissions")
+        if not bot_token.startswith("xoxb-"):
+            raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
+                              "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+        signing_secret = get("SLACK_SIGNING_SECRET")
+        if app_token is None and not signing_secret:
+            _required(get, "SLACK_SIGNING_SECRET", "Basic Information → Signing Secret; "
+                      "HTTP mode needs it to verify requests")
+        if signing_secret and not re.fullmatch(r"[A-Za-z0-9]+", signing_secret):
+            raise ConfigError("must be the signing secret as shown by Slack (letters and "
+                              "digits only)", setting="SLACK_SIGNING_SECRET")
+        desk_url = get("CONCIERGE_SERVICE_DESK_URL") or None
+        if desk_url is not None:
+            _check_url(desk_url, "CONCIERGE_SERVICE_DESK_URL")
+        return cls(
+            bot_token=bot_token,
+            signing_secret=signing_secret,
+            app_token=app_token,
+            api_url=_api_url(get("SLACK_API_URL")),
+            knowledge=knowledge_dir(knowledge or get("CONCIERGE_KNOWLEDGE") or None),
+            matcher_mode=matcher_mode(matcher or get("CONCIERGE_MATCHER") or None),
+            port=_int(get, "PORT", DEFAULT_PORT, 1, 65535),
+            workers=_int(get, "WEB_CONCURRENCY", DEFAULT_WORKERS, 1, 256),
+            database_url=database_url(env),
+            service_desk=ServiceDesk(text=get("CONCIERGE_SERVICE_DESK_TEXT") or SERVICE_DESK_TEXT,
+                                     url=desk_url),
+        )
+
+
+def _required(get: Callable[[str], str], name: str, where: str) -> str:
+    value = get(name)
+    if not value:
+        raise ConfigError(f"is not set ({where})", setting=name)
+    return value
+
+
+def _int(get: Callable[[str], str], name: str, default: int, low: int, high: int) -> int:
+    raw = get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"must be a whole number, not {raw!r}", setting=name) from None
+    if not low <= value <= high:
+        raise ConfigError(f"must be between {low} and {high}, not {value}", setting=name)
+    return value
+
+
+def _check_url(url: str, name: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"must be an http(s) URL, not {url!r}", setting=name)
+
+
+def _api_url(raw: str) -> str:
+    if not raw:
+        return DEFAULT_API_URL
+    _check_url(raw, "SLACK_API_URL")
+    # slack_sdk joins method names onto the base URL, so it must end with a slash.
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def make_client(config: SlackConfig) -> WebClient:
+    """A Web API client that waits out rate limits and retries connection and 5xx errors.
+
+    The rate-limit and server-error handlers are added to slack_sdk's defaults (which
+    retry connection errors), not put in their place.
+    """
+    handlers = [*default_retry_handlers(),
+                RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+                ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)]
+    return WebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=handlers)
+
+
+def check_token(config: SlackConfig) -> dict[str, Any]:
+    """Ask Slack who the token belongs to; a rejected token is a `ConfigError`."""
+    try:
+        response = make_client(config).auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown error")
+        raise ConfigError(f"Slack rejected the token ({error})",
+                          setting="SLACK_BOT_TOKEN") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Slack Web API at {config.api_url} ({exc})",
+                          setting="SLACK_API_URL") from exc
+    return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def dedupe_middleware(store: Store) -> Callable[..., BoltResponse]:
+    """A global middleware answering each Events API `event_id` once across all workers.
+
+    It runs after signature verification (so forged requests cannot burn event ids)
+    and before the listeners. Claiming happens before the ack, so a retry that races
+    the first delivery on another worker still finds the claim.
+    """
+
+    def dedupe_events(body: dict[str, Any], next_: Callable[[], BoltResponse],
+                      logger: logging.Logger) -> BoltResponse:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and event_id:
+            try:
+                first = store.claim_event(event_id)
+            except SQLAlchemyError:
+                # Better to risk answering twice than to drop a question.
+                logger.exception("could not record event %s; handling it anyway", event_id)
+                first = True
+            if not first:
+                logger.info("event %s already handled; ignoring this redelivery", event_id)
+                return BoltResponse(status=200, body="", headers={DUPLICATE_HEADER: event_id})
+        return next_()
+
+    return dedupe_events
+
+
+def load_matcher(config: SlackConfig) -> Matcher:
+    return build_matcher(load_catalog(config.knowledge), config.matcher_mode)
+
+
+def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
+               store: Store | None = None, client: WebClient | None = None,
+               listener_executor: Executor | None = None) -> App:
+    """The Bolt app with every listener registered. Calls `auth.test` once (Bolt checks
+    the token and learns the bot's own user id, to ignore its own messages)."""
+    _quiet_token_warning()
+    store = store or Store(config.database_url)
+    try:
+        store.prune_events()
+    except SQLAlchemyError:
+        log.exception("could not prune old event ids from %s", store.url)
+    matcher = matcher or load_matcher(config)
+    app = App(
+        client=client or make_client(config),
+        signing_secret=config.signing_secret,
+        # Socket Mode requests arrive over an authenticated WebSocket, unsigned.
+        request_verification_enabled=not config.socket_mode,
+        process_before_response=False,
+        listener_executor=listener_executor,
+        name="concierge",
+    )
+    app.middleware(dedupe_middleware(store))
+    register_handlers(app, Concierge(matcher, config.service_desk))
+    return app
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.text
+
+
+def _quiet_token_warning() -> None:
+    # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns
+    # that the token is unused. Our client carries that same token: nothing to warn about.
+    bolt_log = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _DropMessage) for f in bolt_log.filters):
+        bolt_log.addFilter(_DropMessage("As you gave `client` as well, `token` will be unused."))
+
+
+def wsgi_app(app: App, *, path: str = EVENTS_PATH) -> WSGIApplication:
+    """Bolt's WSGI adapter at `path`, plus `GET /healthz` for load balancers."""
+    slack = SlackRequestHandler(app, path=path)
+
+    def application(environ: WSGIEnvironment,
+                    start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in (
+                "GET", "HEAD"):
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Content-Length", "3")])
+            return [b"ok\n"]
+        return slack(environ, start_response)
+
+    return application
+
+
+def serve(config: SlackConfig) -> int:
+    """Run until stopped: Socket Mode when an app token is set, else HTTP under gunicorn."""
+    check_token(config)
+    # Fail here, once, with the loader's report, rather than in every worker.
+    load_catalog(config.knowledge)
+    # Create the tables before workers start, so they do not all race to create them.
+    Store(config.database_url).close()
+    if config.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("starting in Socket Mode")
+        SocketModeHandler(create_app(config), config.app_token).start()  # type: ignore[no-untyped-call]
+        return 0
+    return _run_gunicorn(config)
+
+
+def _run_gunicorn(config: SlackConfig) -> int:
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    class ConciergeServer(BaseApplication):  # type: ignore[misc]
+        """gunicorn without its command line: settings come from SlackConfig."""
+
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"0.0.0.0:{config.port}")
+            self.cfg.set("workers", config.workers)
+            self.cfg.set("proc_name", "concierge")
+            self.cfg.set("accesslog", "-")
+            # A listener may wait out a rate limit after the response; give it time
+            # to finish when a worker is asked to stop.
+            self.cfg.set("graceful_timeout", 30)
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn 24+ opens a control socket under $HOME by default; nothing here
+                # uses it, and on platforms with a read-only home it only gets in the way.
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self) -> WSGIApplication:
+            # Runs in each worker after the fork: every worker gets its own Bolt app,
+            # thread pool and database connections, none shared across processes.
+            return wsgi_app(create_app(config))
+
+    log.info("starting HTTP mode on 0.0.0.0:%d%s with %d workers", config.port, EVENTS_PATH,
+             config.workers)
+    ConciergeServer().run()
+    return 0

@@ -1,0 +1,309 @@
+"""Real-HTTP stand-ins for Slack: a fake Web API server and a client that signs like Slack.
+
+The fake Web API is a stdlib HTTP server on 127.0.0.1 that records every call
+(`/api/<method>` and `/response/<id>` for response_url posts) and can answer
+HTTP 429 with `Retry-After` a given number of times. `SlackSender` posts to the
+app the way Slack does: `v0:timestamp:body` signed with HMAC-SHA256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "0123456789abcdef0123456789abcdef"
+TEAM_ID = "T0TEAM"
+BOT_USER_ID = "U0BOT"
+BOT_ID = "B0BOT"
+APP_ID = "A0APP"
+WAIT_SECONDS = 20.0
+
+
+@dataclass
+class Call:
+    """One request the fake Web API received."""
+
+    method: str
+    params: dict[str, Any]
+    status: int
+    headers: dict[str, str] = field(repr=False)
+
+
+class FakeSlackAPI:
+    """Records Web API calls and response_url posts; answers like Slack would."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._rate_limits: dict[str, int] = {}
+        self._ts = itertools.count(1)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.api_url = f"{self.url}/api/"
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def start(self) -> FakeSlackAPI:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join()
+
+    def response_url(self, name: str = "1") -> str:
+        return f"{self.url}/response/{name}"
+
+    def rate_limit(self, method: str, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with 429 and `Retry-After: 1`."""
+        with self._lock:
+            self._rate_limits[method] = times
+
+    # -- recording ---------------------------------------------------------------------
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        path, _, query = request.path.partition("?")
+        params = _parse(raw, request.headers.get("Content-Type", ""), query)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if path.startswith("/response/"):
+            self._record(Call("response_url", params, 200, headers))
+            self._reply(request, 200, b"ok", "text/plain")
+            return
+        method = path.removeprefix("/api/")
+        with self._lock:
+            limited = self._rate_limits.get(method, 0)
+            if limited:
+                self._rate_limits[method] = limited - 1
+        if limited:
+            self._record(Call(method, params, 429, headers))
+            self._reply(request, 429, json.dumps({"ok": False, "error": "ratelimited"}).encode(),
+                        "application/json", {"Retry-After": "1"})
+            return
+        if headers.get("authorization") != f"Bearer {BOT_TOKEN}":
+            body: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
+        else:
+            body = self._answer(method, params)
+        self._record(Call(method, params, 200, headers))
+        self._reply(request, 200, json.dumps(body).encode(), "application/json")
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://test.slack.example/", "team": "Test",
+                    "user": "concierge", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
+                    "bot_id": BOT_ID, "is_enterprise_install": False}
+        if method in ("chat.postMessage", "chat.update"):
+            ts = params.get("ts") or f"1700000100.{next(self._ts):06d}"
+            return {"ok": True, "channel": params.get("channel"), "ts": ts,
+                    "message": {"text": params.get("text"), "ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1700000200.{next(self._ts):06d}"}
+        if method in ("views.publish", "views.open"):
+            return {"ok": True, "view": {"id": "V0VIEW", **(params.get("view") or {})}}
+        return {"ok": True}
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    @staticmethod
+    def _reply(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
+               headers: dict[str, str] | None = None) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
+        request.end_headers()
+        request.wfile.write(body)
+
+    # -- querying ----------------------------------------------------------------------
+
+    def calls_to(self, method: str, *, ok_only: bool = True) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls
+                    if c.method == method and (c.status == 200 or not ok_only)]
+
+    def wait_for(self, method: str, where: Callable[[Call], bool] = lambda c: True, *,
+                 count: int = 1, timeout: float = WAIT_SECONDS) -> list[Call]:
+        """Poll until `count` successful calls of `method` match `where`; return them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [c for c in self.calls_to(method) if where(c)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} {method} call(s) within {timeout}s; "
+                                     f"got {[(c.method, c.status) for c in self.calls]}")
+            time.sleep(0.02)
+
+
+def _parse(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
+    params: dict[str, Any] = dict(parse_qsl(query))
+    if not raw:
+        return params
+    if "json" in content_type:
+        params.update(json.loads(raw))
+    else:
+        params.update(parse_qsl(raw.decode()))
+    for key in ("blocks", "view"):
+        if isinstance(params.get(key), str):
+            params[key] = json.loads(params[key])
+    return params
+
+
+# --- the Slack side of the conversation ---------------------------------------------------
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Reply:
+    """The app's HTTP response to a request from "Slack"."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    """Lower-cased names: HTTP header names are case-insensitive."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class SlackSender:
+    """Posts events, commands and interactions to the app, signed as Slack signs them."""
+
+    def __init__(self, url: str, fake: FakeSlackAPI, secret: str = SIGNING_SECRET) -> None:
+        self.url = url
+        self.fake = fake
+        self.secret = secret
+        self._ids = itertools.count(1)
+
+    def post(self, body: bytes, content_type: str, *, timestamp: str | None = None,
+             sign_with: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+        ts = timestamp or str(int(time.time()))
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature(sign_with or self.secret, ts, body),
+            **(headers or {}),
+        })
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:
+                return Reply(response.status, response.read(),
+                             {k.lower(): v for k, v in response.headers.items()})
+        except urllib.error.HTTPError as error:
+            with error:
+                return Reply(error.code, error.read(),
+                             {k.lower(): v for k, v in error.headers.items()})
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None,
+              retry_num: int | None = None, **kw: Any) -> Reply:
+        body = {
+            "token": "legacy-token", "team_id": TEAM_ID, "api_app_id": APP_ID,
+            "event": event, "type": "event_callback",
+            "event_id": event_id or f"Ev{next(self._ids):08d}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+        headers = kw.pop("headers", {})
+        if retry_num is not None:
+            headers |= {"X-Slack-Retry-Num": str(retry_num),
+                        "X-Slack-Retry-Reason": "http_timeout"}
+        return self.post(json.dumps(body).encode(), "application/json", headers=headers, **kw)
+
+    def dm(self, text: str, *, user: str | None = "U0ALICE", channel: str = "D0ALICE",
+           ts: str = "1700000000.000100", **fields: Any) -> Reply:
+        event = {"type": "message", "channel_type": "im", "channel": channel, "user": user,
+                 "text": text, "ts": ts, "event_ts": ts, **fields}
+        return self.event({k: v for k, v in event.items() if v is not None})
+
+    def command(self, text: str, *, user: str = "U0ALICE", response: str = "cmd") -> Reply:
+        form = {"token": "legacy-token", "team_id": TEAM_ID, "team_domain": "test",
+                "channel_id": "C0GENERAL", "channel_name": "general", "user_id": user,
+                "user_name": "alice", "command": "/concierge", "text": text,
+                "api_app_id": APP_ID, "response_url": self.fake.response_url(response),
+                "trigger_id": "1337.42.abcd"}
+        return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded")
+
+    def interaction(self, payload: dict[str, Any]) -> Reply:
+        base = {"team": {"id": TEAM_ID, "domain": "test"}, "api_app_id": APP_ID,
+                "token": "legacy-token", "user": {"id": "U0ALICE", "team_id": TEAM_ID},
+                "trigger_id": "1337.42.efgh"}
+        body = urlencode({"payload": json.dumps(base | payload)}).encode()
+        return self.post(body, "application/x-www-form-urlencoded")
+
+    def click(self, action_id: str, value: str, *, message: dict[str, Any] | None = None,
+              channel: str = "D0ALICE", ephemeral: bool = False,
+              response: str = "click") -> Reply:
+        container: dict[str, Any] = {"type": "message", "channel_id": channel,
+                                     "is_ephemeral": ephemeral}
+        payload: dict[str, Any] = {
+            "type": "block_actions", "channel": {"id": channel},
+            "response_url": self.fake.response_url(response),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
+                         "value": value, "action_ts": "1700000300.000001"}],
+        }
+        if message is not None:
+            container["message_ts"] = message["ts"]
+            payload["message"] = message
+        payload["container"] = container
+        return self.interaction(payload)
+
+
+def all_text(blocks: Any) -> str:
+    """Every string in a Block Kit structure, joined: for "does the card say X" checks."""
+    return "\n".join(_strings(blocks))
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every button in the blocks (actions elements and section accessories)."""
+    found = []
+    for block in blocks:
+        for element in [*block.get("elements", []), block.get("accessory") or {}]:
+            if isinstance(element, dict) and element.get("type") == "button":
+                found.append(element)
+    return found

@@ -1,0 +1,124 @@
+"""`concierge serve` as a real process: gunicorn with two workers, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import ANSWER_LAPTOP, slack_env
+from slackfakes import WAIT_SECONDS, FakeSlackAPI, SlackSender
+
+from bot.slack_app import DUPLICATE_HEADER
+
+# `python -m bot.serve` runs the same `cmd_serve` as `concierge serve`, without
+# depending on the console script being on PATH.
+SERVE = [sys.executable, "-m", "bot.serve"]
+
+
+def process_env(fake: FakeSlackAPI, catalogue: Path, data_dir: Path,
+                **extra: str) -> dict[str, str]:
+    env = {**os.environ, **slack_env(fake, catalogue, data_dir), **extra}
+    # A developer's own settings must not leak into the server under test.
+    for name in ("DATABASE_URL", "SLACK_APP_TOKEN"):
+        env.pop(name, None)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"serve not healthy within {WAIT_SECONDS}s:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served(fake_slack: FakeSlackAPI, catalogue_dir: Path,
+           tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    env = process_env(fake_slack, catalogue_dir, tmp_path / "data", PORT=str(port),
+                      WEB_CONCURRENCY="2")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(SERVE, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield url, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log.read_text()
+
+
+def test_serve_answers_over_gunicorn_and_dedupes_across_workers(
+        served: tuple[str, Path], fake_slack: FakeSlackAPI) -> None:
+    url, log = served
+    slack = SlackSender(f"{url}/slack/events", fake_slack)
+    # Each worker checked the token (plus one check before forking).
+    fake_slack.wait_for("auth.test", count=3)
+
+    assert slack.dm(ANSWER_LAPTOP, channel="D0FIRST").status == 200
+    [answer] = fake_slack.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0FIRST")
+    assert "Standard laptop" in answer.params["text"]
+
+    # One event delivered four times at once: the workers race for it.
+    event = {"type": "message", "channel_type": "im", "channel": "D0RACE", "user": "U0ALICE",
+             "text": ANSWER_LAPTOP, "ts": "1700000000.000700"}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda n: slack.event(event, event_id="Ev0MULTI",
+                                                      retry_num=n or None), range(4)))
+    assert [r.status for r in replies] == [200] * 4, log.read_text()
+    assert sum(DUPLICATE_HEADER.lower() in r.headers for r in replies) == 3
+    fake_slack.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0RACE")
+
+
+def test_serve_stops_at_start_with_one_line_naming_a_missing_variable(
+        fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path) -> None:
+    env = process_env(fake_slack, catalogue_dir, tmp_path / "data")
+    del env["SLACK_SIGNING_SECRET"]
+    done = subprocess.run(SERVE, env=env, capture_output=True, text=True,
+                          timeout=WAIT_SECONDS, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "concierge: SLACK_SIGNING_SECRET: is not set (Basic Information → Signing Secret; "
+        "HTTP mode needs it to verify requests)"]
+
+
+def test_serve_reports_a_rejected_token(fake_slack: FakeSlackAPI, catalogue_dir: Path,
+                                        tmp_path: Path) -> None:
+    env = process_env(fake_slack, catalogue_dir, tmp_path / "data",
+                      SLACK_BOT_TOKEN="xoxb-revoked")
+    done = subprocess.run(SERVE, env=env, capture_output=True, text=True,
+                          timeout=WAIT_SECONDS, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "concierge: SLACK_BOT_TOKEN: Slack rejected the token (invalid_auth)")
