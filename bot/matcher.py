@@ -31,6 +31,10 @@ _WORD = re.compile(r"[^\W_]+")
 LEXICAL_NEAREST_WEIGHT = 0.6
 # In semantic mode, the share of the semantic ranking (the rest is lexical).
 SEMANTIC_WEIGHT = 0.9
+# In semantic mode, how much the share of the question's words that the catalogue knows adds
+# to the fit: the ratio of the two coefficients of a logistic regression of in-scope vs
+# out-of-scope on CLINC150 val (similarity 13.3, known share 1.5).
+KNOWN_WORDS_WEIGHT = 0.115
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,8 @@ class Matcher:
             return Scored(lexical, lexical, lex, None)
         sem = self.semantic.score(self._embedding_text(query, lex))
         combined = SEMANTIC_WEIGHT * sem.ranking + (1 - SEMANTIC_WEIGHT) * lexical
-        return Scored(combined, sem.strength, lex, sem)
+        strength = sem.strength + KNOWN_WORDS_WEIGHT * lex.query.known_share
+        return Scored(combined, strength, lex, sem)
 
     def _embedding_text(self, query: str, lex: LexicalScores) -> str:
         """The question with misspelt words replaced by the catalogue words they were
