@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="measure the matcher on golden questions",
                         description="Run golden questions (a YAML list of {q, expect: [ids]}, "
-                                    "[] = should be declined) and print the rates and the "
-                                    "misses. Exit 1 when any case fails.")
+                                    "[] = should be declined, optional known_miss: reason) and "
+                                    "print the rates and the misses. Exit 1 when any case "
+                                    "fails, or when a known miss passes.")
     ev.add_argument("--cases", required=True, metavar="FILE", help="golden questions YAML")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     _add_knowledge(ev)
@@ -133,12 +134,17 @@ def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
             print(f"  {label:<42} {value:6.1%}", file=out)
         print(f"  {'ms per question (median / p99)':<42} {m['ms_median']:.2f} / "
               f"{m['ms_p99']:.2f}", file=out)
-        for o in report.failures:
+        for o in report.outcomes:
             got = o.decision.offering.id if o.decision.offering else (
                 "/".join(c.id for c in o.decision.choices) or "-")
             want = ", ".join(sorted(o.case.expect)) or "(decline)"
-            print(f"MISS {args.cases}:{o.case.line}: {o.case.question!r}: expected {want}, "
-                  f"got {o.decision.kind.value} {got}", file=out)
+            where = f"{args.cases}:{o.case.line}: {o.case.question!r}"
+            if not o.passed:
+                label = "KNOWN MISS" if o.case.known_miss else "MISS"
+                print(f"{label} {where}: expected {want}, got {o.decision.kind.value} {got}",
+                      file=out)
+            elif o.case.known_miss:
+                print(f"FIXED {where}: passes now; remove its known_miss", file=out)
     return 1 if report.failures else 0
 
 

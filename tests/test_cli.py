@@ -195,6 +195,37 @@ def test_eval_failure_exits_one_with_miss_lines(catalogue: Path, tmp_path: Path)
     ]
 
 
+def test_eval_known_miss_is_reported_but_does_not_fail(catalogue: Path, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n"
+                     "- q: my wireless keeps dropping\n  expect: [mobile-phone]\n"
+                     "  known_miss: wireless is read as wi-fi\n", encoding="utf-8")
+    code, out = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    assert code == 0
+    assert (f"KNOWN MISS {cases}:3: 'my wireless keeps dropping': expected mobile-phone, "
+            "got answer wifi-help") in out.splitlines()
+    assert not [ln for ln in out.splitlines() if ln.startswith("MISS")]
+
+
+def test_eval_known_miss_that_passes_fails_the_run(catalogue: Path, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n"
+                     "  known_miss: was broken once\n", encoding="utf-8")
+    code, out = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    assert code == 1
+    assert (f"FIXED {cases}:1: 'I forgot my password': passes now; remove its known_miss"
+            in out.splitlines())
+
+
+def test_eval_known_miss_needs_a_reason(catalogue: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("- q: hi\n  expect: []\n  known_miss: ''\n", encoding="utf-8")
+    code, _ = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    assert code == 2
+    assert f"{cases}:1: known_miss: must be a reason (text)" in capsys.readouterr().err
+
+
 def test_eval_json(catalogue: Path, tmp_path: Path) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n",
