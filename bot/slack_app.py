@@ -42,6 +42,7 @@ from bot.loader import load_catalog
 from bot.matcher import Matcher
 from bot.render_text import SERVICE_DESK_TEXT
 from bot.replies import ServiceDesk
+from bot.request_gate import gate
 from bot.settings import knowledge_dir, matcher_mode
 from bot.store import Store, database_url
 from handlers import Concierge
@@ -251,7 +252,14 @@ def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
     )
     app.middleware(dedupe_middleware(store))
     register_handlers(app, Concierge(matcher, config.service_desk))
+    # Registered last, so it only sees events no listener above took: acknowledging them
+    # (200 instead of Bolt's 404) stops Slack from redelivering what nothing here handles.
+    app.event(re.compile(r".*"))(ignore_unknown_event)
     return app
+
+
+def ignore_unknown_event(event: dict[str, Any], logger: logging.Logger) -> None:
+    logger.info("ignoring event of type %r: nothing here handles it", event.get("type"))
 
 
 class _DropMessage(logging.Filter):
@@ -271,9 +279,12 @@ def _quiet_token_warning() -> None:
         bolt_log.addFilter(_DropMessage("As you gave `client` as well, `token` will be unused."))
 
 
-def wsgi_app(app: App, *, path: str = EVENTS_PATH) -> WSGIApplication:
-    """Bolt's WSGI adapter at `path`, plus `GET /healthz` for load balancers."""
+def wsgi_app(app: App, *, signing_secret: str | None,
+             path: str = EVENTS_PATH) -> WSGIApplication:
+    """Bolt's WSGI adapter at `path` behind the request gate (size, signature and shape
+    checked before Bolt parses anything), plus `GET /healthz` for load balancers."""
     slack = SlackRequestHandler(app, path=path)
+    gated = gate(slack, signing_secret=signing_secret)
 
     def application(environ: WSGIEnvironment,
                     start_response: StartResponse) -> Iterable[bytes]:
@@ -282,6 +293,8 @@ def wsgi_app(app: App, *, path: str = EVENTS_PATH) -> WSGIApplication:
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
                                       ("Content-Length", "3")])
             return [b"ok\n"]
+        if environ.get("PATH_INFO") == path and environ.get("REQUEST_METHOD") == "POST":
+            return gated(environ, start_response)
         return slack(environ, start_response)
 
     return application
@@ -325,7 +338,7 @@ def _run_gunicorn(config: SlackConfig) -> int:
         def load(self) -> WSGIApplication:
             # Runs in each worker after the fork: every worker gets its own Bolt app,
             # thread pool and database connections, none shared across processes.
-            return wsgi_app(create_app(config))
+            return wsgi_app(create_app(config), signing_secret=config.signing_secret)
 
     log.info("starting HTTP mode on 0.0.0.0:%d%s with %d workers", config.port, EVENTS_PATH,
              config.workers)

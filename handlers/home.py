@@ -19,9 +19,17 @@ from bot.replies import (
 from handlers import Concierge
 
 
+def _typed_need(view: dict[str, Any]) -> str:
+    """The text in the search box; "" when the submitted state is missing or malformed."""
+    node: Any = view
+    for key in ("state", "values", SEARCH_BLOCK_ID, SEARCH_INPUT_ID, "value"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else ""
+
+
 def register(app: App, concierge: Concierge) -> None:
     def publish_home(event: dict[str, Any], client: WebClient, logger: Logger) -> None:
-        if event.get("tab", "home") != "home":
+        if event.get("tab", "home") != "home" or not event.get("user"):
             return  # the Messages tab fires the same event
         client.views_publish(user_id=event["user"], view=home_view(concierge.catalog))
 
@@ -31,8 +39,7 @@ def register(app: App, concierge: Concierge) -> None:
 
     def answer_search(ack: Ack, body: dict[str, Any], view: dict[str, Any],
                       client: WebClient) -> None:
-        values = view.get("state", {}).get("values", {})
-        need = (values.get(SEARCH_BLOCK_ID, {}).get(SEARCH_INPUT_ID, {}).get("value") or "")
+        need = _typed_need(view)
         if not need.strip():
             ack(response_action="errors", errors={SEARCH_BLOCK_ID: "Tell me what you need."})
             return

@@ -22,7 +22,8 @@ def is_from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
 def register(app: App, concierge: Concierge) -> None:
     def answer_direct_message(event: dict[str, Any], client: WebClient, context: BoltContext,
                               logger: Logger) -> None:
-        if event.get("channel_type") != "im" or is_from_a_bot(event, context):
+        if (event.get("channel_type") != "im" or is_from_a_bot(event, context)
+                or not event.get("channel")):
             logger.debug("not answering message %s", event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
@@ -33,8 +34,9 @@ def register(app: App, concierge: Concierge) -> None:
 
     def answer_mention(event: dict[str, Any], client: WebClient, context: BoltContext,
                        logger: Logger) -> None:
-        if is_from_a_bot(event, context):
-            logger.debug("not answering mention %s by a bot", event.get("ts"))
+        if is_from_a_bot(event, context) or not (event.get("channel") and event.get("ts")):
+            logger.debug("not answering mention %s: by a bot, or nowhere to reply",
+                         event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
         reply = concierge.reply(need, surface="mention", user=event.get("user"))

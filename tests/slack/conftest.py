@@ -149,7 +149,8 @@ def running_app(fake_slack: FakeSlackAPI, catalogue_dir: Path,
     store = Store(config.database_url)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
     app = create_app(config, store=store, listener_executor=executor)
-    server = make_server("127.0.0.1", 0, wsgi_app(app), server_class=_ThreadingWSGIServer,
+    application = wsgi_app(app, signing_secret=config.signing_secret)
+    server = make_server("127.0.0.1", 0, application, server_class=_ThreadingWSGIServer,
                          handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
