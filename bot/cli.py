@@ -1,4 +1,4 @@
-"""The `concierge` command: ask, check, eval (and more as the project grows).
+"""The `concierge` command: ask, check, eval, serve, the admin reports and `db`.
 
 Exit codes: 0 success, 1 a check or evaluation failed, 2 bad usage or configuration.
 """
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TextIO
 
 from bot import __version__
+from bot.cli_reports import add_report_parsers
 from bot.engine import build_matcher
 from bot.errors import ConciergeError, KnowledgeError
 from bot.evaluate import evaluate, load_cases
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(handler=cmd_eval)
 
     add_serve_parser(sub)
+    add_report_parsers(sub)
     return parser
 
 

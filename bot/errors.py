@@ -3,7 +3,8 @@
     ConciergeError
     ├── ConfigError           a setting (environment variable, flag) is missing or malformed
     ├── KnowledgeError        the knowledge directory has errors; carries every Problem found
-    └── EmbeddingUnavailable  semantic mode was asked for but the model or its runtime is missing
+    ├── EmbeddingUnavailable  semantic mode was asked for but the model or its runtime is missing
+    └── StoreUnavailable      the database cannot be reached, or its schema is not up to date
 
 Exceptions carry their context as keyword-only fields, so callers can render
 them without parsing messages.
@@ -47,3 +48,11 @@ class EmbeddingUnavailable(ConciergeError):
     def __init__(self, message: str, *, model: str) -> None:
         super().__init__(f"{model}: {message}")
         self.model = model
+
+
+class StoreUnavailable(ConciergeError):
+    """The database cannot be read (down, missing, or not migrated); `url` names it."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(f"{url}: {message}")
+        self.url = url

@@ -1,35 +1,56 @@
-"""Concierge's own database: what every worker process must agree on.
+"""Concierge's own database: what every worker process must agree on, and what was asked.
 
 SQLAlchemy 2, so the same code runs on a SQLite file (the default: nothing to
 install or operate) and on PostgreSQL (`DATABASE_URL`) when several hosts share
-the work. Tables are declared on `Base`; `Store` creates the missing ones at
-start, so a later feature adds a table by declaring one more mapped class here.
+the work. The tables are declared in `bot.tables`; Alembic migrations in
+`bot/migrations/` create and change them, applied when a `Store` opens (and by
+`concierge db upgrade`). Two processes starting together must not both migrate:
+PostgreSQL serialises them with an advisory lock, SQLite with a lock file next
+to the database.
 
-Today it holds `processed_events`: Slack redelivers an event it did not see
-acknowledged within 3 seconds, possibly to another worker, and the event id
-must be answered once. No Slack imports: the core owns this module.
+It holds the event dedupe (Slack redelivers an event it did not see acknowledged
+within 3 seconds, possibly to another worker), the catalogue reload generation,
+and the question log the admin reports read. No Slack imports: the core owns it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, create_engine, delete, event, insert
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     IntegrityError,
     NoSuchModuleError,
-    OperationalError,
-    ProgrammingError,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.errors import ConfigError
+from bot.tables import (
+    CatalogueState,
+    Feedback,
+    ProcessedEvent,
+    Question,
+    RequestClick,
+    utcnow,
+)
 
 DEFAULT_DATA_DIR = "data"
 SQLITE_FILENAME = "concierge.sqlite3"
@@ -39,34 +60,25 @@ EVENT_RETENTION = timedelta(days=1)
 # happen before Slack's 3-second ack deadline, so waiting longer would cause the very
 # retries the claim is there to absorb (the caller handles the event if the wait fails).
 SQLITE_BUSY_SECONDS = 2.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    """Every table of Concierge's database is a subclass of this."""
-
-
-class ProcessedEvent(Base):
-    """An Events API event id some worker has taken on; its primary key is the lock."""
-
-    __tablename__ = "processed_events"
-
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
-                                                 index=True)
+# A PostgreSQL server that does not answer must not hold a Slack ack for long.
+CONNECT_TIMEOUT_SECONDS = 3
+# Any fixed number works; it only has to be the same in every Concierge process.
+MIGRATION_LOCK_KEY = 0x436F6E63  # "Conc"
+GENERATION_ROW = "catalogue"
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str:
-    """`DATABASE_URL`, else a SQLite file in `CONCIERGE_DATA_DIR` (default `./data`)."""
+    """`DATABASE_URL`, else a SQLite file in `CONCIERGE_DATA_DIR` (default `./data`).
+
+    A PostgreSQL URL without a driver (`postgres://`, `postgresql://`, as hosting
+    platforms hand them out) is read with psycopg 3, the driver Concierge installs.
+    """
     env = os.environ if env is None else env
     url = env.get("DATABASE_URL", "").strip()
     if url:
-        # Heroku and others still hand out `postgres://`, which SQLAlchemy 2 no longer accepts.
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url.removeprefix("postgres://")
+        for bare in ("postgres://", "postgresql://"):
+            if url.startswith(bare):
+                return "postgresql+psycopg://" + url.removeprefix(bare)
         return url
     data_dir = Path(env.get("CONCIERGE_DATA_DIR", "").strip() or DEFAULT_DATA_DIR)
     return f"sqlite:///{data_dir / SQLITE_FILENAME}"
@@ -79,17 +91,51 @@ def _parse(url: str) -> URL:
         raise ConfigError(f"not a database URL ({exc})", setting="DATABASE_URL") from exc
 
 
-class Store:
-    """A connection pool to Concierge's database. Thread-safe; one per process."""
+@dataclass(frozen=True, slots=True)
+class QuestionRecord:
+    """What is recorded about one question (the row minus its id and follow-ups)."""
 
-    def __init__(self, url: str) -> None:
+    asked_at: datetime
+    surface: str
+    text: str
+    decision: str
+    confidence: float
+    latency_ms: float
+    team_id: str | None = None
+    user_hash: str | None = None
+    offering_id: str | None = None
+    nearest_offering_id: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """How many rows the retention purge removed, per table."""
+
+    questions: int
+    feedback: int
+    request_clicks: int
+    events: int
+
+
+class Store:
+    """A connection pool to Concierge's database. Thread-safe; one per process.
+
+    `migrate=True` (the default) brings the schema to the newest migration first;
+    the reports pass False and check instead, so reading never changes a database.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         parsed = _parse(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._sqlite_file: Path | None = None
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args["timeout"] = SQLITE_BUSY_SECONDS
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                self._sqlite_file = Path(parsed.database)
+        elif parsed.get_backend_name() == "postgresql":
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
         try:
             self.engine: Engine = create_engine(parsed, connect_args=connect_args,
                                                 pool_pre_ping=not self.is_sqlite)
@@ -98,23 +144,58 @@ class Store:
                               setting="DATABASE_URL") from exc
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._create_tables()
-
-    def _create_tables(self) -> None:
-        """Create missing tables. Processes starting together may race to create the
-        same table; the loser's CREATE fails, and a second look finds the table there."""
-        try:
-            Base.metadata.create_all(self.engine)
-        except (OperationalError, ProgrammingError):
-            Base.metadata.create_all(self.engine)
+        if migrate:
+            self.upgrade()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Store:
-        return cls(database_url(env))
+    def from_env(cls, env: Mapping[str, str] | None = None, *, migrate: bool = True) -> Store:
+        return cls(database_url(env), migrate=migrate)
 
     @property
     def url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file, for SQLite on disk."""
+        return self._sqlite_file
+
+    # --- schema -------------------------------------------------------------------------
+
+    def upgrade(self) -> list[str]:
+        """Apply every migration not yet applied; return the revisions applied, oldest first."""
+        from bot.migrate import run_upgrade
+
+        if self._sqlite_file is not None:
+            self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        with self._migration_lock(), self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Held until this transaction ends: PostgreSQL runs the whole upgrade in it.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": MIGRATION_LOCK_KEY})
+            return run_upgrade(conn)
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the revision the database is at, the newest revision this code knows)."""
+        from bot.migrate import current_revision, head_revision
+
+        with self.engine.connect() as conn:
+            return current_revision(conn), head_revision()
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self._sqlite_file is None:
+            yield
+            return
+        lock_path = self._sqlite_file.with_name(self._sqlite_file.name + ".migrate-lock")
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # --- event dedupe -------------------------------------------------------------------
 
     def claim_event(self, event_id: str) -> bool:
         """True for the first caller with this id, in any process sharing the database.
@@ -124,21 +205,115 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(ProcessedEvent).values(event_id=event_id,
-                                                           claimed_at=_utcnow()))
+                                                           claimed_at=utcnow()))
         except IntegrityError:
             return False
         return True
 
     def prune_events(self, older_than: timedelta = EVENT_RETENTION) -> int:
         """Forget event ids claimed before `older_than` ago; return how many."""
-        cutoff = _utcnow() - older_than
+        cutoff = utcnow() - older_than
         with self.engine.begin() as conn:
             result = conn.execute(delete(ProcessedEvent).where(
                 ProcessedEvent.claimed_at < cutoff))
         return int(result.rowcount)
 
+    # --- reload generation --------------------------------------------------------------
+
+    def generation(self) -> int:
+        """The catalogue generation: one primary-key read, cheap enough to poll often."""
+        with self.engine.connect() as conn:
+            value = conn.scalar(select(CatalogueState.generation).where(
+                CatalogueState.name == GENERATION_ROW))
+        return int(value or 0)
+
+    def bump_generation(self) -> int:
+        """Add one to the generation (in one statement, so concurrent bumps both count)."""
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                updated = conn.execute(
+                    update(CatalogueState).where(CatalogueState.name == GENERATION_ROW)
+                    .values(generation=CatalogueState.generation + 1, changed_at=utcnow()))
+                if updated.rowcount:
+                    return _generation_in(conn)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(CatalogueState).values(
+                        name=GENERATION_ROW, generation=1, changed_at=utcnow()))
+                    return 1
+            except IntegrityError:
+                continue  # another process inserted the row first: update it instead
+        raise RuntimeError("could not bump the catalogue generation")  # pragma: no cover
+
+    # --- the question log ---------------------------------------------------------------
+
+    def record_question(self, record: QuestionRecord) -> int:
+        """Store one question; return its id (carried in the answer's buttons)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(Question).values(
+                asked_at=record.asked_at, team_id=record.team_id, surface=record.surface,
+                user_hash=record.user_hash, text=record.text, decision=record.decision,
+                offering_id=record.offering_id,
+                nearest_offering_id=record.nearest_offering_id,
+                choices=" ".join(record.choices) or None, confidence=record.confidence,
+                latency_ms=record.latency_ms, none_fitted=False,
+            ).returning(Question.id))
+            return int(result.scalar_one())
+
+    def record_choice(self, question_id: int, offering_id: str | None) -> bool:
+        """The asker picked `offering_id` from a "Did you mean…" (None: "None of these")."""
+        values: dict[str, Any] = (
+            {"chosen_offering_id": offering_id, "none_fitted": False} if offering_id
+            else {"none_fitted": True})
+        with self.engine.begin() as conn:
+            result = conn.execute(update(Question).where(Question.id == question_id)
+                                  .values(**values))
+        return bool(result.rowcount)
+
+    def record_feedback(self, *, question_id: int | None, offering_id: str, helpful: bool,
+                        user_hash: str | None, at: datetime | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(Feedback).values(
+                given_at=at or utcnow(), question_id=self._existing(conn, question_id),
+                offering_id=offering_id, helpful=helpful, user_hash=user_hash))
+
+    def record_request_click(self, *, question_id: int | None, offering_id: str,
+                             user_hash: str | None, at: datetime | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(RequestClick).values(
+                clicked_at=at or utcnow(), question_id=self._existing(conn, question_id),
+                offering_id=offering_id, user_hash=user_hash))
+
+    @staticmethod
+    def _existing(conn: Connection, question_id: int | None) -> int | None:
+        # A click may come after its question was purged (or from a forged value): keep
+        # the click, drop the dangling reference, rather than fail on the foreign key.
+        if question_id is None:
+            return None
+        found = conn.scalar(select(Question.id).where(Question.id == question_id))
+        return int(found) if found is not None else None
+
+    def purge(self, retention: timedelta) -> Purged:
+        """Delete everything recorded more than `retention` ago, and old event ids."""
+        cutoff = utcnow() - retention
+        old_questions = select(Question.id).where(Question.asked_at < cutoff)
+        with self.engine.begin() as conn:
+            feedback = conn.execute(delete(Feedback).where(
+                (Feedback.given_at < cutoff) | Feedback.question_id.in_(old_questions)))
+            clicks = conn.execute(delete(RequestClick).where(
+                (RequestClick.clicked_at < cutoff)
+                | RequestClick.question_id.in_(old_questions)))
+            questions = conn.execute(delete(Question).where(Question.asked_at < cutoff))
+        return Purged(int(questions.rowcount), int(feedback.rowcount), int(clicks.rowcount),
+                      self.prune_events())
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _generation_in(conn: Connection) -> int:
+    return int(conn.scalar(select(CatalogueState.generation).where(
+        CatalogueState.name == GENERATION_ROW)) or 0)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

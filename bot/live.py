@@ -1,0 +1,179 @@
+"""The catalogue a running worker serves, and how it is replaced without a restart.
+
+    /concierge reload ──▶ reload_everywhere(): reload from disk; on success bump the
+                          generation in the store
+    every worker's poller (every CONCIERGE_RELOAD_INTERVAL s):
+        generation in the store > ours  ──▶ reload from disk
+        knowledge files changed on disk ──▶ reload from disk (CONCIERGE_WATCH_KNOWLEDGE)
+
+A reload that finds errors keeps serving the last good catalogue and reports
+the problems. The matcher is swapped in one reference assignment, so a question
+being answered during a reload finishes with the matcher it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.engine import build_matcher
+from bot.loader import YAML_SUFFIXES, check_knowledge
+from bot.matcher import Matcher
+from bot.models import Catalog, CatalogDiff, Problem
+from bot.recorder import BestEffort
+
+log = logging.getLogger("concierge.reload")
+
+DEFAULT_RELOAD_INTERVAL = 5.0
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def fingerprint(root: Path) -> Fingerprint:
+    """(path, mtime_ns, size) of every knowledge file: cheap to take, changes with any edit."""
+    found: list[tuple[str, int, int]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith(".") or not name.endswith(YAML_SUFFIXES):
+                continue
+            path = Path(dirpath) / name
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # deleted between listing and stat: the next look sees it gone
+            found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(found))
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did: a diff on success, else the problems (the old catalogue stays)."""
+
+    diff: CatalogDiff | None
+    problems: tuple[Problem, ...]
+    offerings: int
+    generation: int | None = None
+    """The new generation, when the reload was announced to the other workers."""
+
+    @property
+    def ok(self) -> bool:
+        return self.diff is not None
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+
+class LiveCatalogue:
+    """The current matcher of one worker, reloadable from disk and from the store's signal."""
+
+    def __init__(self, knowledge: Path, mode: str, matcher: Matcher,
+                 guard: BestEffort | None = None, *, watch: bool = True) -> None:
+        self.knowledge = knowledge
+        self.mode = mode
+        self.watch = watch
+        self._matcher = matcher
+        self._guard = guard
+        self._reload_lock = threading.Lock()
+        self._fingerprint = fingerprint(knowledge)
+        self._generation = self._read_generation() or 0
+
+    @property
+    def matcher(self) -> Matcher:
+        return self._matcher
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._matcher.catalog
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def _read_generation(self) -> int | None:
+        if self._guard is None:
+            return None
+        store = self._guard.store
+        return self._guard.run("reading the reload generation", store.generation, None)
+
+    def reload(self) -> ReloadResult:
+        """Re-read the knowledge directory; swap the matcher only if it has no errors."""
+        with self._reload_lock:
+            current_print = fingerprint(self.knowledge)
+            report = check_knowledge(self.knowledge)
+            # Remember what was read even when it failed: a broken file is reported once,
+            # not on every poll, and the next edit triggers the next attempt.
+            self._fingerprint = current_print
+            if report.catalog is None:
+                log.error("reload of %s failed; still serving %d offerings:\n%s",
+                          self.knowledge, len(self.catalog),
+                          "\n".join(p.render() for p in report.errors))
+                return ReloadResult(None, report.problems, len(self.catalog))
+            matcher = build_matcher(report.catalog, self.mode)
+            diff = self.catalog.diff(report.catalog)
+            self._matcher = matcher
+            log.info("reloaded %s: %d offerings; %s", self.knowledge, len(report.catalog),
+                     diff.summary())
+            return ReloadResult(diff, report.problems, len(report.catalog))
+
+    def reload_everywhere(self) -> ReloadResult:
+        """Reload here and, on success, tell every other worker through the generation."""
+        result = self.reload()
+        if not result.ok or self._guard is None:
+            return result
+        store = self._guard.store
+        generation = self._guard.run("announcing a reload", store.bump_generation, None)
+        if generation is None:
+            return result
+        self._generation = max(self._generation, generation)
+        return ReloadResult(result.diff, result.problems, result.offerings, generation)
+
+    def poll(self) -> ReloadResult | None:
+        """One cheap look for a newer generation or changed files; reload if there is one."""
+        generation = self._read_generation()
+        if generation is not None and generation > self._generation:
+            log.info("catalogue generation %d (ours %d): reloading", generation,
+                     self._generation)
+            self._generation = generation
+            return self.reload()
+        if self.watch and fingerprint(self.knowledge) != self._fingerprint:
+            log.info("knowledge files changed on disk: reloading")
+            return self.reload()
+        return None
+
+
+class Poller:
+    """A daemon thread that runs `tasks` every `interval` seconds until stopped.
+
+    A task that raises is logged and the loop goes on: a poller that dies silently
+    would leave a worker on an old catalogue for good.
+    """
+
+    def __init__(self, interval: float, tasks: Sequence[Callable[[], object]],
+                 name: str = "concierge-poller") -> None:
+        self.interval = interval
+        self.tasks = tuple(tasks)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for task in self.tasks:
+                try:
+                    task()
+                except Exception:
+                    log.exception("background task %r failed", task)
