@@ -30,16 +30,18 @@ class IntentData:
     evaluation: Sequence[tuple[str, str]]  # intent "oos" = out of scope
 
 
-def clinc150(split: str = "test") -> IntentData:
-    """`split` is `val` (for choosing thresholds) or `test` (for reporting)."""
-    data = json.loads((BENCHMARKS / "clinc150" / "data_full.json").read_text())
+def clinc150(split: str = "test", root: Path = BENCHMARKS) -> IntentData:
+    """`split` is `val` (for choosing thresholds) or `test` (for reporting); `root` holds
+    `clinc150/data_full.json`."""
+    data = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
     evaluation = [tuple(x) for x in data[split]] + [tuple(x) for x in data[f"oos_{split}"]]
     return IntentData(f"clinc150-{split}", [tuple(x) for x in data["train"]], evaluation)  # type: ignore[misc]
 
 
-def banking77() -> IntentData:
+def banking77(root: Path = BENCHMARKS) -> IntentData:
+    """`root` holds `banking77/train.csv` and `banking77/test.csv` (columns text, category)."""
     def read(name: str) -> list[tuple[str, str]]:
-        with (BENCHMARKS / "banking77" / name).open(newline="", encoding="utf-8") as fh:
+        with (root / "banking77" / name).open(newline="", encoding="utf-8") as fh:
             return [(row["text"], row["category"]) for row in csv.DictReader(fh)]
     return IntentData("banking77-test", read("train.csv"), read("test.csv"))
 
