@@ -64,6 +64,10 @@ FEEDBACK_BLOCK_ID = "feedback"
 SEARCH_CALLBACK_ID = "concierge_search"
 SEARCH_BLOCK_ID = "need"
 SEARCH_INPUT_ID = "need"
+# A button's value names the offering and, when the question was recorded, the question
+# (`standard-laptop#42`), so a click is tied to the answer it acts on. Offering ids are
+# slugs, so the separator cannot occur in them.
+QUESTION_SEPARATOR = "#"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +209,24 @@ def _fit(blocks: list[Block], limit: int) -> list[Block]:
                             "The full entry is in the catalogue.")]
 
 
-def _feedback_block(offering: Offering) -> ActionsBlock:
+def button_value(offering_id: str, question_id: int | None) -> str:
+    """The value of a button acting on `offering_id` in the answer to `question_id`."""
+    if question_id is None:
+        return offering_id
+    return f"{offering_id}{QUESTION_SEPARATOR}{question_id}"
+
+
+def parse_button_value(value: str) -> tuple[str, int | None]:
+    """(offering id, question id or None) from a button value; old values have no id."""
+    offering_id, _, question = value.partition(QUESTION_SEPARATOR)
+    return offering_id, int(question) if question.isdigit() else None
+
+
+def _feedback_block(offering: Offering, question_id: int | None) -> ActionsBlock:
+    value = button_value(offering.id, question_id)
     return ActionsBlock(block_id=FEEDBACK_BLOCK_ID, elements=[
-        ButtonElement(text="Helpful", action_id=ACTION_HELPFUL, value=offering.id),
-        ButtonElement(text="Not what I need", action_id=ACTION_NOT_HELPFUL, value=offering.id),
+        ButtonElement(text="Helpful", action_id=ACTION_HELPFUL, value=value),
+        ButtonElement(text="Not what I need", action_id=ACTION_NOT_HELPFUL, value=value),
     ])
 
 
@@ -218,8 +236,8 @@ def _field(label: str, value: str) -> str:
 
 def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = None,
                     asked: str | None = None, retired: Offering | None = None,
-                    feedback: bool = True) -> list[Block]:
-    """The answer card of one offering."""
+                    feedback: bool = True, question_id: int | None = None) -> list[Block]:
+    """The answer card of one offering; `question_id` ties its buttons to the question."""
     blocks: list[Block] = []
     if len(offering.name) <= HEADER_TEXT_LIMIT:
         blocks.append(HeaderBlock(text=PlainTextObject(text=offering.name, emoji=False)))
@@ -253,6 +271,7 @@ def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = N
     if offering.request.url:
         blocks.append(ActionsBlock(block_id="request", elements=[ButtonElement(
             text="Request", url=offering.request.url, style="primary",
+            value=button_value(offering.id, question_id),
             action_id=f"{ACTION_REQUEST_PREFIX}:{offering.id}"[:255])]))
     context = []
     if asked:
@@ -262,7 +281,7 @@ def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = N
     if context:
         blocks.append(_context(*context))
     if feedback:
-        blocks.append(_feedback_block(offering))
+        blocks.append(_feedback_block(offering, question_id))
     return blocks
 
 
@@ -274,25 +293,29 @@ def _fallback(offering: Offering) -> str:
 
 
 def answer_message(offering: Offering, catalog: Catalog, *, why: str | None = None,
-                   asked: str | None = None, retired: Offering | None = None) -> Message:
-    blocks = offering_blocks(offering, catalog, why=why, asked=asked, retired=retired)
+                   asked: str | None = None, retired: Offering | None = None,
+                   question_id: int | None = None) -> Message:
+    blocks = offering_blocks(offering, catalog, why=why, asked=asked, retired=retired,
+                             question_id=question_id)
     text = _fallback(offering)
     if retired is not None:
         text = escape(f"{retired.name} is retired. ") + text
     return Message(text, tuple(_fit(blocks, MESSAGE_BLOCK_LIMIT)))
 
 
-def clarify_message(decision: Decision) -> Message:
+def clarify_message(decision: Decision, question_id: int | None = None) -> Message:
     """"Did you mean…": one button per candidate; a click replaces this card."""
     choices = decision.choices
     blocks = _sections(f"Did you mean one of these? You asked: {_echo(decision.query)}")
     for n, offering in enumerate(choices):
         blocks += _sections(
             f"*{escape(offering.name)}* · {offering.kind.value}\n{escape(offering.summary)}",
-            accessory=ButtonElement(text=_label(offering.name), value=offering.id,
+            accessory=ButtonElement(text=_label(offering.name),
+                                    value=button_value(offering.id, question_id),
                                     action_id=f"{ACTION_CHOOSE_PREFIX}{n}"))
     blocks.append(ActionsBlock(block_id="choose_none", elements=[
-        ButtonElement(text="None of these", action_id=ACTION_CHOOSE_NONE, value="none")]))
+        ButtonElement(text="None of these", action_id=ACTION_CHOOSE_NONE,
+                      value=button_value("none", question_id))]))
     blocks.append(_context(escape(decision.why)))
     names = ", ".join(o.name for o in choices)
     return Message(escape(f"Did you mean one of these: {names}?"),
@@ -312,17 +335,21 @@ def none_message(query: str | None, desk: ServiceDesk, *, why: str | None = None
     return Message(escape(f"I don't know an offering for that. {desk.text}"), tuple(blocks))
 
 
-def decision_message(decision: Decision, catalog: Catalog, desk: ServiceDesk) -> Message:
-    """The reply to a question, whatever the matcher decided."""
+def decision_message(decision: Decision, catalog: Catalog, desk: ServiceDesk,
+                     question_id: int | None = None) -> Message:
+    """The reply to a question, whatever the matcher decided; `question_id` is the
+    question's record, carried in the buttons so that clicks are tied to it."""
     if decision.kind is DecisionKind.ANSWER and decision.offering is not None:
         return answer_message(decision.offering, catalog, why=decision.why,
-                              asked=decision.query, retired=decision.retired)
+                              asked=decision.query, retired=decision.retired,
+                              question_id=question_id)
     if decision.kind is DecisionKind.CLARIFY and len(decision.choices) >= 2:
-        return clarify_message(decision)
+        return clarify_message(decision, question_id)
     return none_message(decision.query, desk, why=decision.why)
 
 
-def chosen_message(offering: Offering, catalog: Catalog) -> Message:
+def chosen_message(offering: Offering, catalog: Catalog,
+                   question_id: int | None = None) -> Message:
     """The card shown in place of a "Did you mean…" after the user picked `offering`."""
     live = catalog.live_replacement(offering) if offering.is_retired else offering
     if live is None:
@@ -331,7 +358,7 @@ def chosen_message(offering: Offering, catalog: Catalog) -> Message:
                                        "replacement. Ask the IT service desk.")))
     retired = offering if live is not offering else None
     return answer_message(live, catalog, why="You picked this from the suggestions.",
-                          retired=retired)
+                          retired=retired, question_id=question_id)
 
 
 def feedback_note(helpful: bool, user_id: str | None) -> str:

@@ -2,8 +2,9 @@
 
     SlackConfig.from_env()  ──▶  create_app(config)  ──▶  serve(config)
       environment, checked        WebClient + Store +       HTTP: gunicorn workers, each
-      once, one clear line        matcher + handlers/       with its own Bolt app
-      per bad variable                                      Socket Mode: SLACK_APP_TOKEN set
+      once, one clear line        live catalogue +          with its own Bolt app and
+      per bad variable            recorder + handlers/      reload poller
+                                                            Socket Mode: SLACK_APP_TOKEN set
 
 Only this module and `handlers/` know Bolt. Listeners run after the HTTP response
 (Bolt's `process_before_response=False`): Bolt acks events itself and waits for a
@@ -36,10 +37,14 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admin import AdminDesk, AdminPolicy
 from bot.engine import build_matcher
 from bot.errors import ConfigError
+from bot.live import LiveCatalogue, Poller
 from bot.loader import load_catalog
 from bot.matcher import Matcher
+from bot.operations import OperationsConfig
+from bot.recorder import BestEffort, Recorder
 from bot.render_text import SERVICE_DESK_TEXT
 from bot.replies import ServiceDesk
 from bot.request_gate import gate
@@ -91,6 +96,8 @@ class SlackConfig:
     """`DATABASE_URL`, else a SQLite file in `CONCIERGE_DATA_DIR` (default `./data`)."""
     service_desk: ServiceDesk = field(default_factory=ServiceDesk)
     """`CONCIERGE_SERVICE_DESK_TEXT` / `CONCIERGE_SERVICE_DESK_URL`: the "nothing fits" pointer."""
+    operations: OperationsConfig = field(default_factory=OperationsConfig)
+    """Admins, user hashing, retention and reloading (`bot.operations`)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -136,6 +143,7 @@ class SlackConfig:
             database_url=database_url(env),
             service_desk=ServiceDesk(text=get("CONCIERGE_SERVICE_DESK_TEXT") or SERVICE_DESK_TEXT,
                                      url=desk_url),
+            operations=OperationsConfig.from_env(env),
         )
 
 
@@ -199,24 +207,21 @@ def check_token(config: SlackConfig) -> dict[str, Any]:
     return dict(response.data) if isinstance(response.data, dict) else {}
 
 
-def dedupe_middleware(store: Store) -> Callable[..., BoltResponse]:
+def dedupe_middleware(guard: BestEffort) -> Callable[..., BoltResponse]:
     """A global middleware answering each Events API `event_id` once across all workers.
 
     It runs after signature verification (so forged requests cannot burn event ids)
     and before the listeners. Claiming happens before the ack, so a retry that races
-    the first delivery on another worker still finds the claim.
+    the first delivery on another worker still finds the claim. With the database
+    down, every event is handled: better to risk answering twice than to drop a question.
     """
+    store = guard.store
 
     def dedupe_events(body: dict[str, Any], next_: Callable[[], BoltResponse],
                       logger: logging.Logger) -> BoltResponse:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if isinstance(event_id, str) and event_id:
-            try:
-                first = store.claim_event(event_id)
-            except SQLAlchemyError:
-                # Better to risk answering twice than to drop a question.
-                logger.exception("could not record event %s; handling it anyway", event_id)
-                first = True
+            first = guard.run("claiming an event", lambda: store.claim_event(event_id), True)
             if not first:
                 logger.info("event %s already handled; ignoring this redelivery", event_id)
                 return BoltResponse(status=200, body="", headers={DUPLICATE_HEADER: event_id})
@@ -229,20 +234,73 @@ def load_matcher(config: SlackConfig) -> Matcher:
     return build_matcher(load_catalog(config.knowledge), config.matcher_mode)
 
 
+def open_store(url: str) -> tuple[Store, bool]:
+    """The store, migrated; (store, False) when the database is down at start, so that
+    Concierge still answers and migrates once the database is back."""
+    try:
+        return Store(url), True
+    except SQLAlchemyError as exc:
+        log.warning("database %s unavailable at start (%s); answering without recording "
+                    "until it is back", url, str(exc).strip().splitlines()[0])
+        return Store(url, migrate=False), False
+
+
+def usergroup_members(client: WebClient) -> Callable[[str], list[str]]:
+    """Members of a usergroup, via `usergroups.users.list` (needs `usergroups:read`)."""
+
+    def members(group: str) -> list[str]:
+        response = client.usergroups_users_list(usergroup=group)
+        return [str(u) for u in response.get("users") or []]
+
+    return members
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One worker's long-lived parts: what the listeners use and what the poller refreshes."""
+
+    concierge: Concierge
+    guard: BestEffort
+    recorder: Recorder
+    live: LiveCatalogue
+
+    def start_poller(self, interval: float) -> Poller:
+        """Check for reloads (and purge old records once a day) every `interval` seconds."""
+        return Poller(interval, [self.live.poll, self.recorder.purge_if_due]).start()
+
+
+def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
+                  store: Store | None = None) -> Runtime:
+    ops = config.operations
+    schema_ready = True
+    if store is None:
+        store, schema_ready = open_store(config.database_url)
+    guard = BestEffort(store, schema_ready=schema_ready)
+    recorder = Recorder(guard, ops.recorder)
+    recorder.purge_if_due()
+    live = LiveCatalogue(config.knowledge, config.matcher_mode, matcher or load_matcher(config),
+                         guard, watch=ops.watch_knowledge)
+    admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
+    concierge = Concierge(live, config.service_desk, recorder, admins,
+                          AdminDesk(live, store, ops.reload_interval))
+    return Runtime(concierge, guard, recorder, live)
+
+
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
                store: Store | None = None, client: WebClient | None = None,
-               listener_executor: Executor | None = None) -> App:
+               listener_executor: Executor | None = None,
+               runtime: Runtime | None = None) -> App:
     """The Bolt app with every listener registered. Calls `auth.test` once (Bolt checks
-    the token and learns the bot's own user id, to ignore its own messages)."""
+    the token and learns the bot's own user id, to ignore its own messages).
+
+    Without `runtime` one is built here; nothing polls for reloads then (tests, one-off
+    apps): `serve` builds the runtime itself and starts its poller.
+    """
     _quiet_token_warning()
-    store = store or Store(config.database_url)
-    try:
-        store.prune_events()
-    except SQLAlchemyError:
-        log.exception("could not prune old event ids from %s", store.url)
-    matcher = matcher or load_matcher(config)
+    client = client or make_client(config)
+    runtime = runtime or build_runtime(config, client, matcher=matcher, store=store)
     app = App(
-        client=client or make_client(config),
+        client=client,
         signing_secret=config.signing_secret,
         # Socket Mode requests arrive over an authenticated WebSocket, unsigned.
         request_verification_enabled=not config.socket_mode,
@@ -250,8 +308,8 @@ def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
         listener_executor=listener_executor,
         name="concierge",
     )
-    app.middleware(dedupe_middleware(store))
-    register_handlers(app, Concierge(matcher, config.service_desk))
+    app.middleware(dedupe_middleware(runtime.guard))
+    register_handlers(app, runtime.concierge)
     # Registered last, so it only sees events no listener above took: acknowledging them
     # (200 instead of Bolt's 404) stops Slack from redelivering what nothing here handles.
     app.event(re.compile(r".*"))(ignore_unknown_event)
@@ -305,15 +363,26 @@ def serve(config: SlackConfig) -> int:
     check_token(config)
     # Fail here, once, with the loader's report, rather than in every worker.
     load_catalog(config.knowledge)
-    # Create the tables before workers start, so they do not all race to create them.
-    Store(config.database_url).close()
+    # Migrate before workers start, so they do not all queue for the migration lock.
+    open_store(config.database_url)[0].close()
+    if not config.operations.user_hash_key:
+        log.warning("CONCIERGE_USER_HASH_KEY is not set: questions are recorded without "
+                    "any user identifier, and reports cannot count people")
     if config.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         log.info("starting in Socket Mode")
-        SocketModeHandler(create_app(config), config.app_token).start()  # type: ignore[no-untyped-call]
+        app, _ = _app_with_poller(config)
+        SocketModeHandler(app, config.app_token).start()  # type: ignore[no-untyped-call]
         return 0
     return _run_gunicorn(config)
+
+
+def _app_with_poller(config: SlackConfig) -> tuple[App, Poller]:
+    client = make_client(config)
+    runtime = build_runtime(config, client)
+    app = create_app(config, client=client, runtime=runtime)
+    return app, runtime.start_poller(config.operations.reload_interval)
 
 
 def _run_gunicorn(config: SlackConfig) -> int:
@@ -338,7 +407,8 @@ def _run_gunicorn(config: SlackConfig) -> int:
         def load(self) -> WSGIApplication:
             # Runs in each worker after the fork: every worker gets its own Bolt app,
             # thread pool and database connections, none shared across processes.
-            return wsgi_app(create_app(config), signing_secret=config.signing_secret)
+            app, _ = _app_with_poller(config)
+            return wsgi_app(app, signing_secret=config.signing_secret)
 
     log.info("starting HTTP mode on 0.0.0.0:%d%s with %d workers", config.port, EVENTS_PATH,
              config.workers)

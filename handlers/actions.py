@@ -1,8 +1,11 @@
-"""Button clicks: a "Did you mean…" choice, feedback, and link buttons (which only need an ack)."""
+"""Button clicks: a "Did you mean…" choice, feedback, and link buttons.
+
+Choices, "None of these", feedback and Request clicks are recorded against the
+question whose card was clicked (its id travels in the button value).
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -16,14 +19,10 @@ from bot.replies import (
     ACTION_REQUEST_RE,
     ACTION_SERVICE_DESK,
     Message,
-    chosen_message,
     feedback_note,
-    none_message,
     with_feedback_acknowledged,
 )
 from handlers import Concierge
-
-feedback_log = logging.getLogger("concierge.feedback")
 
 
 def _posted_message(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -52,30 +51,21 @@ def register(app: App, concierge: Concierge) -> None:
     def choose_offering(ack: Ack, action: dict[str, Any], body: dict[str, Any],
                         client: WebClient, respond: Respond) -> None:
         ack()
-        offering = concierge.catalog.get(str(action.get("value", "")))
-        if offering is None:
-            # The catalogue was reloaded between the question and the click.
-            message = none_message(None, concierge.service_desk,
-                                   why="That offering is no longer in the catalogue.")
-        else:
-            message = chosen_message(offering, concierge.catalog)
+        message = concierge.choose(str(action.get("value") or ""))
         replace_clicked_message(body, client, respond, message)
 
-    def choose_none(ack: Ack, body: dict[str, Any], client: WebClient,
+    def choose_none(ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient,
                     respond: Respond) -> None:
         ack()
-        feedback_log.info("unmet need: no suggestion fitted (user=%s)",
-                          (body.get("user") or {}).get("id"))
-        replace_clicked_message(body, client, respond, none_message(
-            None, concierge.service_desk, why="None of the suggestions fitted."))
+        message = concierge.none_fitted(str(action.get("value") or ""))
+        replace_clicked_message(body, client, respond, message)
 
     def give_feedback(ack: Ack, action: dict[str, Any], body: dict[str, Any],
                       client: WebClient, respond: Respond) -> None:
         ack()
         helpful = action.get("action_id") == ACTION_HELPFUL
         user = (body.get("user") or {}).get("id")
-        feedback_log.info("feedback offering=%s helpful=%s user=%s", action.get("value"),
-                          helpful, user)
+        concierge.feedback(str(action.get("value") or ""), helpful=helpful, user=user)
         posted = _posted_message(body)
         original = (body.get("message") or {}).get("blocks")
         if posted is not None and original:
@@ -87,13 +77,19 @@ def register(app: App, concierge: Concierge) -> None:
             respond(response_type="ephemeral", replace_original=False,
                     text=feedback_note(helpful, user))
 
+    def open_request(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+        # The browser opens the link by itself; Slack still expects an ack.
+        ack()
+        offering_id = str(action.get("action_id") or "").partition(":")[2]
+        concierge.request_clicked(offering_id, str(action.get("value") or ""),
+                                  user=(body.get("user") or {}).get("id"))
+
     def open_link(ack: Ack) -> None:
-        # Link buttons open in the browser by themselves; Slack still expects an ack.
         ack()
 
     app.action(ACTION_CHOOSE_RE)(choose_offering)
     app.action(ACTION_CHOOSE_NONE)(choose_none)
     app.action(ACTION_HELPFUL)(give_feedback)
     app.action(ACTION_NOT_HELPFUL)(give_feedback)
-    app.action(ACTION_REQUEST_RE)(open_link)
+    app.action(ACTION_REQUEST_RE)(open_request)
     app.action(ACTION_SERVICE_DESK)(open_link)

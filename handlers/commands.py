@@ -1,4 +1,8 @@
-"""`/concierge <need>`: an answer only the caller sees; no text shows the help."""
+"""`/concierge <need>`: an answer only the caller sees; no text shows the help.
+
+`/concierge <subcommand>` (stats, gaps, owners, reload, check, help) is for admins;
+anyone else gets a polite refusal. Admin output can take several messages.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.admin import parse_admin_command
 from bot.replies import slack_to_plain
 from handlers import Concierge
 
@@ -15,8 +20,15 @@ COMMAND = "/concierge"
 def register(app: App, concierge: Concierge) -> None:
     def answer_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         ack()
-        need = slack_to_plain(command.get("text") or "")
-        reply = concierge.reply(need, surface="command", user=command.get("user_id"))
-        respond(response_type="ephemeral", **reply.payload())
+        text = slack_to_plain(command.get("text") or "")
+        user = command.get("user_id")
+        subcommand = parse_admin_command(text)
+        if subcommand is None:
+            reply = concierge.reply(text, surface="command", user=user,
+                                    team=command.get("team_id"))
+            respond(response_type="ephemeral", **reply.payload())
+            return
+        for message in concierge.admin(subcommand, user=user):
+            respond(response_type="ephemeral", replace_original=False, **message.payload())
 
     app.command(COMMAND)(answer_command)

@@ -46,7 +46,8 @@ def register(app: App, concierge: Concierge) -> None:
         ack()  # closes the modal; the answer goes to the user's DM with the app
         user = body["user"]["id"]
         # Modal input is raw text (no Slack escaping), so it goes to the core as typed.
-        reply = concierge.reply(need, surface="home", user=user)
+        reply = concierge.reply(need, surface="home", user=user,
+                                team=(body.get("team") or {}).get("id"))
         client.chat_postMessage(channel=user, **reply.payload())
 
     app.event("app_home_opened")(publish_home)

@@ -27,7 +27,8 @@ def register(app: App, concierge: Concierge) -> None:
             logger.debug("not answering message %s", event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
-        reply = concierge.reply(need, surface="dm", user=event.get("user"))
+        reply = concierge.reply(need, surface="dm", user=event.get("user"),
+                                team=context.team_id)
         # A reply inside a DM thread stays in that thread; a top-level DM gets a top-level answer.
         client.chat_postMessage(channel=event["channel"], thread_ts=event.get("thread_ts"),
                                 **reply.payload())
@@ -39,7 +40,8 @@ def register(app: App, concierge: Concierge) -> None:
                          event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
-        reply = concierge.reply(need, surface="mention", user=event.get("user"))
+        reply = concierge.reply(need, surface="mention", user=event.get("user"),
+                                team=context.team_id)
         client.chat_postMessage(channel=event["channel"],
                                 thread_ts=event.get("thread_ts") or event["ts"],
                                 **reply.payload())

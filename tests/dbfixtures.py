@@ -65,3 +65,10 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using it runs twice: on a SQLite file and on PostgreSQL."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def no_database_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DATABASE_URL, data dir or hash key from the developer's environment."""
+    for name in ("DATABASE_URL", "CONCIERGE_DATA_DIR", "CONCIERGE_USER_HASH_KEY"):
+        monkeypatch.delenv(name, raising=False)

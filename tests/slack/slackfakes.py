@@ -49,6 +49,8 @@ class FakeSlackAPI:
         self._lock = threading.Lock()
         self._rate_limits: dict[str, int] = {}
         self._ts = itertools.count(1)
+        self.usergroups: dict[str, list[str]] = {}
+        """Usergroup id → member ids, for `usergroups.users.list`."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,6 +129,11 @@ class FakeSlackAPI:
                     "message": {"text": params.get("text"), "ts": ts}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000200.{next(self._ts):06d}"}
+        if method == "usergroups.users.list":
+            group = params.get("usergroup", "")
+            if group not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": self.usergroups[group]}
         if method in ("views.publish", "views.open"):
             return {"ok": True, "view": {"id": "V0VIEW", **(params.get("view") or {})}}
         return {"ok": True}

@@ -20,6 +20,7 @@ from conftest import (
 from slack_bolt.request import BoltRequest
 from slackfakes import BOT_ID, BOT_USER_ID, Call, FakeSlackAPI, all_text, buttons
 
+from bot.replies import parse_button_value
 from bot.slack_app import DUPLICATE_HEADER as DUPLICATE
 from bot.slack_app import SlackConfig, create_app
 from bot.store import Store
@@ -220,11 +221,12 @@ def test_clarify_choice_replaces_the_card_in_place(running_app: RunningApp) -> N
     blocks = posted.params["blocks"]
     assert "Did you mean one of these?" in all_text(blocks)
     choices = [b for b in buttons(blocks) if b["action_id"].startswith("choose_offering_")]
-    assert {b["value"] for b in choices} == {"team-site", "shared-drive"}
-    drive = next(b for b in choices if b["value"] == "shared-drive")
+    # Each value names the offering and the recorded question it answers.
+    assert {parse_button_value(b["value"])[0] for b in choices} == {"team-site", "shared-drive"}
+    drive = next(b for b in choices if b["value"].startswith("shared-drive#"))
     message = {"type": "message", "ts": "1700000100.000001", "text": posted.params["text"],
                "blocks": blocks}
-    reply = running_app.slack.click(drive["action_id"], "shared-drive", message=message)
+    reply = running_app.slack.click(drive["action_id"], drive["value"], message=message)
     assert reply.status == 200
     [update] = running_app.fake.wait_for("chat.update")
     assert update.params["channel"] == "D0ALICE"
@@ -237,8 +239,9 @@ def test_clarify_choice_on_an_ephemeral_card_uses_the_response_url(
         running_app: RunningApp) -> None:
     running_app.slack.command(CLARIFY_SHARING)
     [card] = running_app.fake.wait_for("response_url")
-    choice = next(b for b in buttons(card.params["blocks"]) if b.get("value") == "team-site")
-    running_app.slack.click(choice["action_id"], "team-site", channel="C0GENERAL",
+    choice = next(b for b in buttons(card.params["blocks"])
+                  if parse_button_value(b.get("value", ""))[0] == "team-site")
+    running_app.slack.click(choice["action_id"], choice["value"], channel="C0GENERAL",
                             ephemeral=True, response="click")
     [replaced] = running_app.fake.wait_for("response_url",
                                            lambda c: c.params.get("replace_original") is True)

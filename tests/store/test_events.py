@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from dbfixtures import db_url, postgres_url, sqlite_url
 
 from bot.errors import ConfigError
 from bot.store import Store, database_url
@@ -21,6 +22,9 @@ won = [str(n) for n in range(int(sys.argv[2])) if store.claim_event(f"Ev{n}")]
 store.close()
 print(" ".join(won))
 """
+
+# Fixtures used by the tests below (imported, so pytest finds them).
+__all__ = ["db_url", "postgres_url", "sqlite_url"]
 
 BUMPER = """
 import sys
