@@ -90,7 +90,7 @@ class BestEffort:
             recovered = self._down_since is not None
             self._down_since = None
         if recovered:
-            log.warning("database %s reachable again; recording resumed", self.store.url)
+            log.info("database %s reachable again; recording resumed", self.store.url)
         return result
 
 

@@ -76,7 +76,9 @@ class Activity:
 
 def load_activity(store: Store, days: int = DEFAULT_DAYS,
                   now: datetime | None = None) -> Activity:
-    since = (now or utcnow()) - timedelta(days=days)
+    """The rows of the `days` before `now` (default: the current time)."""
+    until = now or utcnow()
+    since = until - timedelta(days=days)
     with store.engine.connect() as conn:
         questions = tuple(AskedQuestion(
             id=int(r.id), asked_at=r.asked_at, surface=r.surface, user_hash=r.user_hash,
@@ -84,13 +86,16 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
             nearest_offering_id=r.nearest_offering_id,
             chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
             latency_ms=float(r.latency_ms),
-        ) for r in conn.execute(select(Question).where(Question.asked_at >= since)
+        ) for r in conn.execute(select(Question).where(Question.asked_at >= since,
+                                                       Question.asked_at <= until)
                                 .order_by(Question.id)))
         ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful))
                         for r in conn.execute(select(Feedback).where(
-                            Feedback.given_at >= since).order_by(Feedback.id)))
+                            Feedback.given_at >= since, Feedback.given_at <= until)
+                            .order_by(Feedback.id)))
         clicks = tuple(str(r.offering_id) for r in conn.execute(
-            select(RequestClick.offering_id).where(RequestClick.clicked_at >= since)))
+            select(RequestClick.offering_id).where(RequestClick.clicked_at >= since,
+                                                  RequestClick.clicked_at <= until)))
     return Activity(days, since, questions, ratings, clicks)
 
 
