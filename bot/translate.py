@@ -84,6 +84,7 @@ _SPACES = re.compile(r"[ \t]{2,}")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:!?)])")
 _LEADING_PUNCT = re.compile(r"^[\s,.;:]+")
 _CLAUSE_END = re.compile(r"[,.;:!?()\n]")
+_SENTENCE_END = re.compile(r"[.;:!?\n]")
 _CLAUSE_START = frozenset("und oder aber sondern denn weil dass wenn ob damit als bevor".split())
 
 # Separable verb prefixes: "ein|gerichtet", "frei|zu|schalten".
@@ -91,7 +92,7 @@ _SEPARABLE = ("zurück", "zuruck", "zurueck", "zusammen", "weiter", "wieder", "h
               "herunter", "hoch", "fest", "frei", "hin", "her", "los", "weg", "vor", "nach",
               "mit", "aus", "auf", "an", "ab", "ein", "bei", "um", "zu", "durch", "runter",
               "rein", "raus", "dazu", "kaputt", "still", "statt", "teil")
-_LINKS = ("s", "es", "n", "en", "e", "")
+_LINKS = ("s", "es", "en", "n", "e", "")
 _MIN_PART = 3
 _MAX_PARTS = 4
 _MIN_NAMED_TAIL = 6
@@ -225,8 +226,11 @@ def to_english(text: str) -> str | None:
             i += length
             continue
         token = tokens[i]
-        pieces.append(text[position:token.start()])
-        pieces.append(joined[i] if i in joined else _read_token(token.group()))
+        before = text[position:token.start()]
+        pieces.append(before)
+        # A sentence's first word is capitalised whatever it is: "Bitte" is not the noun.
+        initial = i == 0 or _SENTENCE_END.search(before) is not None
+        pieces.append(joined[i] if i in joined else _read_token(token.group(), initial))
         position = token.end()
         i += 1
     pieces.append(text[position:])
@@ -271,24 +275,34 @@ def _phrase_at(tables: _Tables, tokens: list[re.Match[str]], i: int) -> tuple[in
     return None
 
 
-def _read_token(token: str) -> str:
-    """A token's reading; a hyphenated token is read whole, else part by part."""
-    gloss = _read_typed(token)
+def _read_token(token: str, initial: bool = False) -> str:
+    """A token's reading; a hyphenated token is read whole, else in the longest
+    hyphenated pieces the glossary knows (E-Mail-Postfach → E-Mail + Postfach)."""
+    gloss = _read_typed(token, initial)
     if gloss is not None:
         return gloss
     if "-" not in token:
         return _read_named_compound(token) or token
-    parts = [p for p in token.split("-") if p]
-    readings = [_read_typed(p) for p in parts]
-    if all(r is None for r in readings):
-        return token
-    return " ".join(p if r is None else r for p, r in zip(parts, readings, strict=True))
+    parts = token.split("-")
+    readings: list[str] = []
+    known = False
+    start = 0
+    while start < len(parts):
+        for end in range(len(parts), start, -1):
+            piece = "-".join(parts[start:end])
+            gloss = _read_typed(piece, initial and start == 0)
+            if gloss is not None or end == start + 1:
+                known = known or gloss is not None
+                readings.append(piece if gloss is None else gloss)
+                start = end
+                break
+    return " ".join(r for r in readings if r) if known else token
 
 
-def _read_typed(token: str) -> str | None:
+def _read_typed(token: str, initial: bool = False) -> str | None:
     """A word's gloss ("" when dropped), or None when the glossary cannot read it."""
     tables = _tables()
-    exact = tables.typed.get(token)
+    exact = None if initial else tables.typed.get(token)
     if exact is None:
         exact = tables.lower.get(token.lower())
     if exact is not None:
@@ -315,9 +329,12 @@ def _read_named_compound(token: str) -> str | None:
 @lru_cache(maxsize=65536)
 def _read_word(word: str) -> str | None:
     """A folded word's gloss: as listed, inflected, or as a compound."""
-    if any(ch.isdigit() for ch in word):
-        return _tables().folded.get(word)
-    gloss = _inflected(word, _tables().folded)
+    tables = _tables()
+    gloss = tables.folded.get(word)
+    if gloss is not None or any(ch.isdigit() for ch in word):
+        return gloss
+    # Only content words take endings: "Wien" is not an inflected "wie".
+    gloss = _inflected(word, tables.parts)
     if gloss is not None:
         return gloss
     parts = _compound(word)
@@ -336,7 +353,8 @@ def _inflected(word: str, table: dict[str, str] | frozenset[str]) -> str | None:
 def _base_forms(word: str) -> Iterator[str]:
     """The word, then the forms it may be an inflection of, most likely first."""
     yield word
-    for ending in ("en", "er", "es", "em", "e", "n", "s"):
+    # -n before -en: "Kollegen" is Kollege-n; "Geräten" is the plural Geräte-n.
+    for ending in ("n", "es", "s", "en", "e", "er", "em"):
         if word.endswith(ending) and len(word) - len(ending) >= _MIN_PART:
             yield word[: -len(ending)]
     yield from _infinitives(word)
@@ -360,6 +378,9 @@ def _infinitives(word: str) -> Iterator[str]:
             yield core[:-1] + "en"
         if core.endswith("en"):
             yield core
+    for ending in ("enden", "endes", "ender", "ende", "end"):  # funktionierend(en)
+        if word.endswith(ending) and len(word) - len(ending) >= _MIN_PART:
+            yield word[: -len(ending)] + "en"
     for ending in ("test", "ten", "tet", "te", "est", "et", "st", "t", "e"):
         if word.endswith(ending) and len(word) - len(ending) >= _MIN_PART:
             yield word[: -len(ending)] + "en"
