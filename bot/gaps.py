@@ -13,6 +13,7 @@ it is alike to.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,13 +45,32 @@ def _same_word(a: str, b: str) -> bool:
 
 
 def alike(a: Signature, b: Signature) -> bool:
-    """Whether two needs ask for the same thing, by their words."""
+    """Whether two needs ask for the same thing, by their (spelling-corrected) words."""
     if not a or not b:
         return False
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    shared = sum(1 for w in small if w in large or any(_same_word(w, x) for x in large))
-    return (shared / len(small) >= SHORTER_SHARE
-            and shared / (len(a) + len(b) - shared) >= UNION_SHARE)
+    shared = len(a & b)
+    return (shared / min(len(a), len(b)) >= SHORTER_SHARE
+            and shared / len(a | b) >= UNION_SHARE)
+
+
+def spelling_map(signatures: Iterable[Signature]) -> dict[str, str]:
+    """Each word → the commonest word it is a typo of (itself when none).
+
+    Correcting the vocabulary once keeps grouping a matter of set arithmetic; candidates
+    share a word's first or last three letters, since a typo rarely changes both ends.
+    """
+    counts = Counter(w for sig in signatures for w in sig)
+    canonical: dict[str, str] = {}
+    by_end: dict[str, list[str]] = defaultdict(list)
+    for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        ends = ("<" + word[:3], word[-3:] + ">")
+        target = next((c for end in ends for c in by_end.get(end, ())
+                       if _same_word(word, c)), word)
+        canonical[word] = target
+        if target == word:
+            for end in ends:
+                by_end[end].append(word)
+    return canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,37 +102,39 @@ def group_needs(needs: Iterable[Need], *, examples: int = EXAMPLES) -> list[Need
         by_wording[wording].append(need)
     # Most frequent wording first, so each group is named after its commonest phrasing.
     wordings = sorted(by_wording.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    raw = {wording: signature(wording) for wording, _ in wordings}
+    spelling = spelling_map(raw.values())
+    frequency = Counter(spelling[w] for sig in raw.values() for w in sig)
 
     groups: list[list[list[Need]]] = []
     keys: list[Signature] = []
     by_word: dict[str, list[int]] = defaultdict(list)
     by_empty: dict[str, int] = {}
     for wording, members in wordings:
-        sig = signature(wording)
-        found: int | None = None
+        sig = frozenset(spelling[w] for w in raw[wording])
+        found: int | None
         if not sig:
             # No content words ("??", "hello"): only the very same wording groups.
             found = by_empty.get(wording)
             if found is None:
                 by_empty[wording] = len(groups)
         else:
-            candidates = sorted({g for k in _index_keys(sig) for g in by_word.get(k, ())})
+            # Alike needs share at least a third of this need's words, so some group word
+            # is among its rarest len - ceil(len/3) + 1: look only there, never through
+            # the long lists of common words such as "need".
+            rarest = sorted(sig, key=lambda w: (frequency[w], w))
+            prefix = rarest[:len(sig) - math.ceil(len(sig) * UNION_SHARE) + 1]
+            candidates = sorted({g for w in prefix for g in by_word.get(w, ())})
             found = next((g for g in candidates if alike(sig, keys[g])), None)
         if found is None:
             groups.append([members])
             keys.append(sig)
-            for k in _index_keys(sig):
-                by_word[k].append(len(groups) - 1)
+            for w in sig:
+                by_word[w].append(len(groups) - 1)
         else:
             groups[found].append(members)
     return sorted((_summarise(g, examples) for g in groups),
                   key=lambda g: (-g.count, g.examples[0].casefold()))
-
-
-def _index_keys(sig: Signature) -> set[str]:
-    """Where to look for alike groups: a word's start and end as well as the word, since
-    a typo rarely changes both ends (so "comapny" still meets "company")."""
-    return {k for w in sig for k in (w, "<" + w[:3], w[-3:] + ">")}
 
 
 def _summarise(wordings: list[list[Need]], examples: int) -> NeedGroup:

@@ -35,7 +35,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.admin import AdminDesk, AdminPolicy
 from bot.engine import build_matcher
@@ -234,15 +233,12 @@ def load_matcher(config: SlackConfig) -> Matcher:
     return build_matcher(load_catalog(config.knowledge), config.matcher_mode)
 
 
-def open_store(url: str) -> tuple[Store, bool]:
-    """The store, migrated; (store, False) when the database is down at start, so that
-    Concierge still answers and migrates once the database is back."""
-    try:
-        return Store(url), True
-    except SQLAlchemyError as exc:
-        log.warning("database %s unavailable at start (%s); answering without recording "
-                    "until it is back", url, str(exc).strip().splitlines()[0])
-        return Store(url, migrate=False), False
+def open_store(url: str) -> BestEffort:
+    """The store behind its best-effort guard, migrated if the database is up. When it is
+    down, Concierge still answers (one warning) and migrates once the database is back."""
+    guard = BestEffort(Store(url, migrate=False), schema_ready=False)
+    guard.run("migrating the schema", lambda: None, None)
+    return guard
 
 
 def usergroup_members(client: WebClient) -> Callable[[str], list[str]]:
@@ -272,10 +268,8 @@ class Runtime:
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
                   store: Store | None = None) -> Runtime:
     ops = config.operations
-    schema_ready = True
-    if store is None:
-        store, schema_ready = open_store(config.database_url)
-    guard = BestEffort(store, schema_ready=schema_ready)
+    guard = open_store(config.database_url) if store is None else BestEffort(store)
+    store = guard.store
     recorder = Recorder(guard, ops.recorder)
     recorder.purge_if_due()
     live = LiveCatalogue(config.knowledge, config.matcher_mode, matcher or load_matcher(config),
@@ -364,7 +358,7 @@ def serve(config: SlackConfig) -> int:
     # Fail here, once, with the loader's report, rather than in every worker.
     load_catalog(config.knowledge)
     # Migrate before workers start, so they do not all queue for the migration lock.
-    open_store(config.database_url)[0].close()
+    open_store(config.database_url).store.close()
     if not config.operations.user_hash_key:
         log.warning("CONCIERGE_USER_HASH_KEY is not set: questions are recorded without "
                     "any user identifier, and reports cannot count people")
