@@ -64,7 +64,7 @@ ENGLISH_WORDS = frozenset("""
     bar gas tank wind warm hier mode real global digital normal total modern intern extern
     super laptop tablet server monitor computer software hardware internet online offline
     login admin update backup ticket support service system test account drive desk just
-    pass land ton funk lager auto regal labor praxis muster dank leer stark spare hole sage
+    pass land ton funk lager auto regal labor praxis muster dank stark spare hole sage
     plane nerve fest alter gross mobile private palette symbol handy kilometer
 """.split())
 
@@ -228,7 +228,6 @@ def to_english(text: str) -> str | None:
         token = tokens[i]
         before = text[position:token.start()]
         pieces.append(before)
-        # A sentence's first word is capitalised whatever it is: "Bitte" is not the noun.
         initial = i == 0 or _SENTENCE_END.search(before) is not None
         pieces.append(joined[i] if i in joined else _read_token(token.group(), initial))
         position = token.end()
@@ -302,16 +301,16 @@ def _read_token(token: str, initial: bool = False) -> str:
 def _read_typed(token: str, initial: bool = False) -> str | None:
     """A word's gloss ("" when dropped), or None when the glossary cannot read it."""
     tables = _tables()
-    exact = None if initial else tables.typed.get(token)
-    if exact is None:
-        exact = tables.lower.get(token.lower())
-    if exact is not None:
-        return exact
     word = fold(token)
-    gloss = _read_word(word)
+    # A sentence's first word is capitalised whatever it is: "Bitte" there is "please".
+    gloss = None if initial and word in _markers() else tables.typed.get(token)
+    if gloss is None:
+        gloss = tables.lower.get(token.lower())
+    if gloss is None:
+        gloss = _read_word(word)
     if gloss is None:
         return None
-    # A loanword read as itself keeps the writer's spelling ("Laptop", not "laptop").
+    # A loanword read as itself keeps the writer's spelling ("Teams", not "teams").
     return token if fold(gloss) == word else gloss
 
 
