@@ -48,9 +48,9 @@ def test_first_claim_wins(db_url: str) -> None:
 
 def test_each_event_is_claimed_once_across_processes(db_url: str) -> None:
     # No schema yet: the processes also race to migrate, as workers booting together would.
-    events = 200
+    events = 100
     claimers = [subprocess.Popen([sys.executable, "-c", CLAIMER, db_url, str(events)],
-                                 stdout=subprocess.PIPE, text=True) for _ in range(6)]
+                                 stdout=subprocess.PIPE, text=True) for _ in range(4)]
     won: list[str] = []
     for process in claimers:
         out, _ = process.communicate(timeout=120)
@@ -60,13 +60,13 @@ def test_each_event_is_claimed_once_across_processes(db_url: str) -> None:
 
 
 def test_concurrent_generation_bumps_all_count(db_url: str) -> None:
-    bumpers = [subprocess.Popen([sys.executable, "-c", BUMPER, db_url, "25"])
+    bumpers = [subprocess.Popen([sys.executable, "-c", BUMPER, db_url, "20"])
                for _ in range(4)]
     for process in bumpers:
         assert process.wait(timeout=120) == 0
     store = Store(db_url)
     try:
-        assert store.generation() == 100
+        assert store.generation() == 80
     finally:
         store.close()
 
