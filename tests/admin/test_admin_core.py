@@ -1,0 +1,150 @@
+"""Admin building blocks without Slack: subcommand parsing, who is an admin, settings,
+gap grouping, and splitting long reports into Slack-sized messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.admin import AdminCommand, AdminPolicy, parse_admin_command
+from bot.admin_replies import RESPONSE_URL_MESSAGES, report_messages
+from bot.errors import ConfigError
+from bot.gaps import Need, group_needs
+from bot.operations import OperationsConfig
+from bot.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
+from bot.reports import ReportView, Section, percentile
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("stats", AdminCommand("stats")),
+    ("  Stats  7 ", AdminCommand("stats", 7)),
+    ("gaps 90", AdminCommand("gaps", 90)),
+    ("owners 99999", AdminCommand("owners", 3650)),
+    ("reload", AdminCommand("reload")),
+    ("check", AdminCommand("check")),
+    ("help", AdminCommand("help")),
+    ("check my vpn access", None),
+    ("stats for my team", None),
+    ("reload 5", None),
+    ("I need a laptop", None),
+    ("", None),
+])
+def test_only_exact_subcommands_are_subcommands(text: str,
+                                                expected: AdminCommand | None) -> None:
+    assert parse_admin_command(text) == expected
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_group_membership_is_cached_briefly() -> None:
+    lookups: list[str] = []
+    members = {"S0ADMINS": ["U0GROUPIE"]}
+
+    def lookup(group: str) -> list[str]:
+        lookups.append(group)
+        return members[group]
+
+    clock = Clock()
+    policy = AdminPolicy(["U0LISTED"], "S0ADMINS", lookup, cache_seconds=60, clock=clock)
+    assert policy.is_admin("U0LISTED") and not lookups  # listed ids need no lookup
+    assert policy.is_admin("U0GROUPIE") and not policy.is_admin("U0OTHER")
+    assert lookups == ["S0ADMINS"]
+    members["S0ADMINS"] = []
+    clock.now = 59
+    assert policy.is_admin("U0GROUPIE")  # still cached
+    clock.now = 61
+    assert not policy.is_admin("U0GROUPIE")  # removed from the group: access ends
+    assert lookups == ["S0ADMINS", "S0ADMINS"]
+    assert not policy.is_admin(None) and not policy.is_admin("")
+
+
+def test_a_failing_lookup_makes_nobody_an_admin(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(group: str) -> list[str]:
+        raise OSError("connection reset")
+
+    policy = AdminPolicy(["U0LISTED"], "S0ADMINS", broken)
+    assert not policy.is_admin("U0GROUPIE")
+    assert policy.is_admin("U0LISTED")
+    assert "could not list the members of admin group S0ADMINS" in caplog.text
+
+
+def test_operations_settings_are_checked() -> None:
+    ops = OperationsConfig.from_env({"CONCIERGE_ADMINS": "U0A, U0B W0C",
+                                     "CONCIERGE_ADMIN_GROUP": "S0ADMINS",
+                                     "CONCIERGE_USER_HASH_KEY": "x" * 16,
+                                     "CONCIERGE_RETENTION_DAYS": "30",
+                                     "CONCIERGE_RELOAD_INTERVAL": "2",
+                                     "CONCIERGE_WATCH_KNOWLEDGE": "off"})
+    assert ops.admins == {"U0A", "U0B", "W0C"}
+    assert (ops.admin_group, ops.retention_days, ops.reload_interval,
+            ops.watch_knowledge) == ("S0ADMINS", 30, 2.0, False)
+    assert "x" * 16 not in repr(ops)
+    defaults = OperationsConfig.from_env({})
+    assert (defaults.admins, defaults.user_hash_key, defaults.retention_days,
+            defaults.reload_interval, defaults.watch_knowledge) == (
+        frozenset(), None, 90, 5.0, True)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("CONCIERGE_ADMINS", "alice"),
+    ("CONCIERGE_ADMIN_GROUP", "U0NOTAGROUP"),
+    ("CONCIERGE_USER_HASH_KEY", "short"),
+    ("CONCIERGE_RETENTION_DAYS", "0"),
+    ("CONCIERGE_RELOAD_INTERVAL", "soon"),
+    ("CONCIERGE_WATCH_KNOWLEDGE", "maybe"),
+])
+def test_a_bad_operations_setting_is_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        OperationsConfig.from_env({name: value})
+    assert caught.value.setting == name
+
+
+def test_forty_phrasings_of_one_need_are_one_gap() -> None:
+    openers = ["", "I need ", "can I get ", "how do I get ", "please ", "where can I order "]
+    nouns = ["a company car", "company car", "a comapny car", "company cars", "the company car",
+             "a company-car", "company car?"]
+    phrasings = [f"{o}{n}" for o in openers for n in nouns][:40]
+    needs = [Need(p, "declined", "fleet") for p in phrasings]
+    needs += [Need("where is the canteen", "declined"), Need("canteen menu", "abandoned"),
+              Need("Dienstwagen", "declined")]
+    groups = group_needs(needs)
+    assert [g.count for g in groups] == [40, 2, 1]
+    assert groups[0].nearest_offering_id == "fleet"
+    assert len(groups[0].examples) == 3
+    assert dict(groups[1].reasons) == {"declined": 1, "abandoned": 1}
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.95) is None
+    assert percentile([5.0], 0.95) == 5.0
+    assert percentile([float(n) for n in range(1, 101)], 0.95) == 95.0
+
+
+def test_a_report_too_long_for_five_messages_says_so_and_where_to_read_it_all() -> None:
+    line = "word " * 100  # 500 characters: six lines to a section
+    view = ReportView("Huge", (Section("Everything", tuple(f"{n} {line}" for n in range(
+        6 * MESSAGE_BLOCK_LIMIT * (RESPONSE_URL_MESSAGES + 2)))),))
+    messages = report_messages(view, command="gaps --days 30")
+    assert len(messages) == RESPONSE_URL_MESSAGES
+    for message in messages:
+        blocks = [b.to_dict() for b in message.blocks]
+        assert len(blocks) <= MESSAGE_BLOCK_LIMIT
+        assert all(len(b["text"]["text"]) <= SECTION_TEXT_LIMIT
+                   for b in blocks if b["type"] == "section")
+    last = [b.to_dict() for b in messages[-1].blocks]
+    note = " ".join(e["text"] for b in last if b["type"] == "context" for e in b["elements"])
+    assert "more parts of this report do not fit in Slack" in note
+    assert "`concierge gaps --days 30 --json`" in note
+
+
+def test_a_single_overlong_line_is_split_not_cut() -> None:
+    line = "x" * (SECTION_TEXT_LIMIT * 2 + 10)
+    [message] = report_messages(ReportView("One", (Section("Long", (line,)),)))
+    texts = [b.to_dict()["text"]["text"] for b in message.blocks
+             if b.to_dict()["type"] == "section"]
+    assert "".join(texts).count("x") == len(line)
