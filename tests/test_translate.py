@@ -123,9 +123,12 @@ def test_phrases_are_read_before_words(phrase: str, expected: str) -> None:
     assert expected in reading(phrase)
 
 
-def test_a_capitalised_first_word_is_not_taken_for_a_noun() -> None:
-    assert reading("Bitte Zugang freischalten").startswith("please")
+def test_letter_case_tells_a_noun_from_a_verb_form() -> None:
+    assert "search" in reading("Die Suche im Intranet geht nicht")
+    assert "look for" in reading("Ich suche den Drucker")
+    assert reading("Bitte Zugang freischalten").startswith("please")  # first word, not the noun
     assert "request" in reading("Ich habe eine Bitte")
+    assert reading("Zugriff verweigert").startswith("access")  # first word, and a noun
 
 
 def test_hyphenated_words_are_read_in_the_longest_known_pieces() -> None:
