@@ -20,7 +20,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,9 +65,14 @@ HEALTH_PATH = "/healthz"
 # Set on the response to a redelivered event that another delivery already claimed:
 # Slack ignores it; logs and tests can tell a dropped duplicate from an answered event.
 DUPLICATE_HEADER = "X-Concierge-Duplicate"
-# Slack asks for rate-limited calls to wait `Retry-After` seconds; two retries cover
-# the usual one-second windows without holding a worker thread for long.
-RATE_LIMIT_RETRIES = 2
+# Slack asks for rate-limited calls to wait `Retry-After` seconds. The wait happens in a
+# listener thread after the ack, so it costs no request time; with two retries the load
+# test (tests/benchmarks/load.py) lost every reply whose 429s lasted over ~2 s.
+RATE_LIMIT_RETRIES = 10
+# Listener threads per worker process (Bolt's default is min(32, CPUs + 4), 6 on two
+# cores). Listeners mostly wait on the Web API; with 6 a slow API (2 s a call) answered
+# 12 events/s per 4 workers and the backlog, held only in memory, grew to 15 s.
+LISTENER_THREADS = 32
 SERVER_ERROR_RETRIES = 1
 
 
@@ -299,7 +304,8 @@ def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
         # Socket Mode requests arrive over an authenticated WebSocket, unsigned.
         request_verification_enabled=not config.socket_mode,
         process_before_response=False,
-        listener_executor=listener_executor,
+        listener_executor=listener_executor or ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
         name="concierge",
     )
     app.middleware(dedupe_middleware(runtime.guard))
