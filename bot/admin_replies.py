@@ -21,32 +21,14 @@ from slack_sdk.models.blocks import (
 from bot.replies import (
     HEADER_TEXT_LIMIT,
     MESSAGE_BLOCK_LIMIT,
-    SECTION_TEXT_LIMIT,
     Message,
     escape,
-    split_text,
+    pack_lines,
 )
 from bot.reports import ReportView
 
 # Slack accepts five messages through one response_url.
 RESPONSE_URL_MESSAGES = 5
-
-
-def _pack(lines: list[str], limit: int = SECTION_TEXT_LIMIT) -> list[str]:
-    """Lines joined with newlines into as few texts of at most `limit` characters as fit."""
-    texts: list[str] = []
-    current = ""
-    for line in lines:
-        for piece in split_text(line, limit):
-            candidate = f"{current}\n{piece}" if current else piece
-            if len(candidate) <= limit:
-                current = candidate
-            else:
-                texts.append(current)
-                current = piece
-    if current:
-        texts.append(current)
-    return texts
 
 
 def report_blocks(view: ReportView) -> list[Block]:
@@ -56,10 +38,10 @@ def report_blocks(view: ReportView) -> list[Block]:
         blocks.append(HeaderBlock(text=PlainTextObject(text=view.title, emoji=False)))
     else:
         blocks += [SectionBlock(text=MarkdownTextObject(text=t))
-                   for t in _pack([f"*{escape(view.title)}*"])]
+                   for t in pack_lines([f"*{escape(view.title)}*"])]
     for section in view.sections:
         lines = [f"*{escape(section.heading)}*", *(escape(line) for line in section.lines)]
-        blocks += [SectionBlock(text=MarkdownTextObject(text=t)) for t in _pack(lines)]
+        blocks += [SectionBlock(text=MarkdownTextObject(text=t)) for t in pack_lines(lines)]
     return blocks
 
 

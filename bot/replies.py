@@ -422,13 +422,15 @@ def _catalogue_line(offering: Offering) -> str:
     return line
 
 
-def _pack(lines: Iterable[str], limit: int = SECTION_TEXT_LIMIT) -> list[str]:
-    """Lines joined into as few section texts as fit (an over-long line is split)."""
+def pack_lines(lines: Iterable[str], limit: int = SECTION_TEXT_LIMIT, *,
+               separator: str = "\n") -> list[str]:
+    """Lines joined with `separator` into as few section texts of at most `limit`
+    characters as fit; an over-long line is split, never cut."""
     texts: list[str] = []
     current = ""
     for line in lines:
         for piece in split_text(line, limit):
-            candidate = f"{current}\n\n{piece}" if current else piece
+            candidate = f"{current}{separator}{piece}" if current else piece
             if len(candidate) <= limit:
                 current = candidate
             else:
@@ -455,7 +457,7 @@ def home_view(catalog: Catalog) -> View:
     for category, offerings in categories.items():
         part: list[Block] = [HeaderBlock(text=_label(category, HEADER_TEXT_LIMIT))]
         part += [SectionBlock(text=MarkdownTextObject(text=t))
-                 for t in _pack(_catalogue_line(o) for o in offerings)]
+                 for t in pack_lines((_catalogue_line(o) for o in offerings), separator="\n\n")]
         if hidden_categories or len(body) + len(part) > room:
             hidden_categories += 1
             hidden_offerings += len(offerings)
