@@ -257,8 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for size in args.sizes:
         for mode in args.modes:
             rows.append(measure(size, mode, args, interpreter_s))
-    (args.workdir / "perf-results.json").write_text(json.dumps(rows, indent=1),
-                                                    encoding="utf-8")
+            # Saved after every row: a run cut short still leaves what it measured.
+            (args.workdir / "perf-results.json").write_text(json.dumps(rows, indent=1),
+                                                            encoding="utf-8")
     print(report(rows))
     print(f"\n{os.cpu_count()} CPUs; load average is the 1-minute figure after each row: "
           "above 1, other processes shared the CPU and wall-clock times are inflated "
