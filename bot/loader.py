@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -179,7 +180,12 @@ def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
         problems.append(Problem(where, 1, "file", "file is empty", Severity.WARNING))
         return []
     lines: dict[JsonPath, int] = {}
-    if _count_nodes(node) > MAX_NODES:
+    try:
+        nodes = _count_nodes(node)
+    except RecursionError:  # libyaml parses any depth; walking the tree in Python cannot
+        problems.append(Problem(where, 1, "yaml", "nested too deeply"))
+        return []
+    if nodes > MAX_NODES:
         problems.append(Problem(where, 1, "file", f"more than {MAX_NODES:,} YAML nodes "
                                 "(deep nesting or alias expansion); split the file"))
         return []
@@ -187,8 +193,13 @@ def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
     return _split_offerings(data, lines, where, problems)
 
 
+# libyaml's parser keeps the same marks (line numbers) and is several times faster on large
+# catalogues; the pure-Python one is the fallback where PyYAML was built without it.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    loader = _SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -256,10 +267,14 @@ def _split_offerings(data: Any, lines: dict[JsonPath, int], where: str,
             problems.append(Problem(where, lines.get(("offerings",), 1), "offerings",
                                     "must be a non-empty list of offerings"))
             return []
+        # One pass over the line index, not one per offering (files can hold thousands).
+        per_item: dict[int, dict[JsonPath, int]] = defaultdict(dict)
+        for path, line in lines.items():
+            if len(path) >= 2 and path[0] == "offerings" and isinstance(path[1], int):
+                per_item[path[1]][path[2:]] = line
         result = []
         for i, item in enumerate(items):
-            sub = {p[2:]: ln for p, ln in lines.items() if p[:2] == ("offerings", i)}
-            result.extend(_validate_offering(item, sub, where, problems))
+            result.extend(_validate_offering(item, per_item[i], where, problems))
         return result
     return _validate_offering(data, lines, where, problems)
 
