@@ -15,6 +15,7 @@ from datetime import timedelta
 from bot.errors import ConfigError
 from bot.live import DEFAULT_RELOAD_INTERVAL
 from bot.recorder import DEFAULT_RETENTION_DAYS, RecorderSettings
+from bot.settings import whole_number
 
 # A key shorter than this is too easy to guess, which would make the hashes reversible.
 MIN_HASH_KEY_CHARS = 16
@@ -71,26 +72,13 @@ class OperationsConfig:
         return cls(
             admins=admins, admin_group=group,
             user_hash_key=key.encode() if key else None,
-            retention_days=_whole(get, "CONCIERGE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, 1,
+            retention_days=whole_number(get, "CONCIERGE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, 1,
                                   MAX_RETENTION_DAYS),
-            reload_interval=float(_whole(get, "CONCIERGE_RELOAD_INTERVAL",
+            reload_interval=float(whole_number(get, "CONCIERGE_RELOAD_INTERVAL",
                                          int(DEFAULT_RELOAD_INTERVAL), 1,
                                          MAX_RELOAD_INTERVAL)),
             watch_knowledge=_flag(get, "CONCIERGE_WATCH_KNOWLEDGE", True),
         )
-
-
-def _whole(get: Getter, name: str, default: int, low: int, high: int) -> int:
-    raw = get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"must be a whole number, not {raw!r}", setting=name) from None
-    if not low <= value <= high:
-        raise ConfigError(f"must be between {low} and {high}, not {value}", setting=name)
-    return value
 
 
 def _flag(get: Getter, name: str, default: bool) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.errors import ConfigError
@@ -41,3 +42,17 @@ def cache_dir() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     return (Path(xdg) if xdg else Path.home() / ".cache") / "concierge"
+
+
+def whole_number(get: Callable[[str], str], name: str, default: int, low: int, high: int) -> int:
+    """The variable `name` read through `get` as a whole number in low..high; unset → default."""
+    raw = get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"must be a whole number, not {raw!r}", setting=name) from None
+    if not low <= value <= high:
+        raise ConfigError(f"must be between {low} and {high}, not {value}", setting=name)
+    return value

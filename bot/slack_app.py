@@ -47,7 +47,7 @@ from bot.recorder import BestEffort, Recorder
 from bot.render_text import SERVICE_DESK_TEXT
 from bot.replies import ServiceDesk
 from bot.request_gate import gate
-from bot.settings import knowledge_dir, matcher_mode
+from bot.settings import knowledge_dir, matcher_mode, whole_number
 from bot.store import Store, database_url
 from handlers import Concierge
 from handlers import register as register_handlers
@@ -142,8 +142,8 @@ class SlackConfig:
             api_url=_api_url(get("SLACK_API_URL")),
             knowledge=knowledge_dir(knowledge or get("CONCIERGE_KNOWLEDGE") or None),
             matcher_mode=matcher_mode(matcher or get("CONCIERGE_MATCHER") or None),
-            port=_int(get, "PORT", DEFAULT_PORT, 1, 65535),
-            workers=_int(get, "WEB_CONCURRENCY", DEFAULT_WORKERS, 1, 256),
+            port=whole_number(get, "PORT", DEFAULT_PORT, 1, 65535),
+            workers=whole_number(get, "WEB_CONCURRENCY", DEFAULT_WORKERS, 1, 256),
             database_url=database_url(env),
             service_desk=ServiceDesk(text=get("CONCIERGE_SERVICE_DESK_TEXT") or SERVICE_DESK_TEXT,
                                      url=desk_url),
@@ -155,19 +155,6 @@ def _required(get: Callable[[str], str], name: str, where: str) -> str:
     value = get(name)
     if not value:
         raise ConfigError(f"is not set ({where})", setting=name)
-    return value
-
-
-def _int(get: Callable[[str], str], name: str, default: int, low: int, high: int) -> int:
-    raw = get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"must be a whole number, not {raw!r}", setting=name) from None
-    if not low <= value <= high:
-        raise ConfigError(f"must be between {low} and {high}, not {value}", setting=name)
     return value
 
 
