@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -430,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a quick run: N evenly spaced questions per data set (and of "
                              "CLINC150 val for the reference rules)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for the embedding model (default: 1)")
+                        help="threads for BLAS and the embedding model (default: 1)")
     parser.add_argument("--data", type=Path, default=BENCHMARKS,
                         help=f"folder with clinc150/ and banking77/ (default: {BENCHMARKS})")
     parser.add_argument("--heldout", type=Path, default=HELDOUT,
@@ -442,6 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def limit_blas_threads(threads: int, stack: ExitStack) -> str:
+    """Limit numpy's BLAS to `threads` for the run; say which limit applied.
+
+    On 2 cores, OpenBLAS threads that spin after a matrix product take the core from the
+    model's next question and double its time."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "BLAS threads not limited (threadpoolctl is not installed: the `bench` extra)."
+    stack.enter_context(threadpool_limits(limits=threads, user_api="blas"))
+    return f"Threads: {threads} for BLAS and for the embedding model."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -451,10 +465,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     benchmarks = load_benchmarks(args.datasets, args.shots, args.data, args.heldout, args.limit)
-    matchers = Matchers(args.matchers, args.threads)
-    matchers.calibrate(args.data, args.limit)
-    tables = run(benchmarks, matchers, progress)
-    notes = footnotes(matchers)
+    with ExitStack() as limits:
+        blas = limit_blas_threads(args.threads, limits)
+        matchers = Matchers(args.matchers, args.threads)
+        matchers.calibrate(args.data, args.limit)
+        tables = run(benchmarks, matchers, progress)
+    notes = footnotes(matchers) + [blas]
     if args.json:
         sys.stdout.write(render_json(tables, notes, matchers))
     elif args.markdown:
