@@ -26,12 +26,15 @@ class Thresholds:
     """Top score at or above which the margin rule is waived (exact phrase matches)."""
 
 
-# `python -m tests.benchmarks.calibrate --matcher semantic --max-wrong 0.02 --min-declined 0.9`:
-# the most direct answers on CLINC150 val with at most 2% confidently wrong and at least 90%
-# of out-of-scope questions declined (confidently wrong is the worst outcome).
-SEMANTIC = Thresholds(answer=0.58, margin=0.13, decline=0.52, clarify_window=0.12, sure=1.0)
-# `--matcher lexical --max-wrong 0.02 --min-declined 0.5`: words alone cannot tell
-# out-of-scope questions apart as well, so fewer are declined rather than turn away real needs.
+# `python -m tests.benchmarks.calibrate --matcher semantic` (at most 2% confidently wrong, at
+# most 3% of out-of-scope questions answered outright, at least 80% declined): the most direct
+# answers plus resolved questions on CLINC150 val. An earlier bound of 90% declined put the
+# decline line at the *typical* fit of in-scope questions on IT catalogues (their needs are fewer
+# and vaguer than CLINC150's ten examples per intent), turning real needs away; out-of-scope
+# fits are alike across catalogues.
+SEMANTIC = Thresholds(answer=0.58, margin=0.13, decline=0.45, clarify_window=0.12, sure=1.0)
+# `--matcher lexical --min-declined 0.5`: words alone cannot tell out-of-scope questions apart
+# as well, so fewer are declined rather than turn away real needs.
 LEXICAL = Thresholds(answer=0.52, margin=0.21, decline=0.38, clarify_window=0.15, sure=0.90)
 
 MAX_QUERY_CHARS = 1000
