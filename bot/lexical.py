@@ -61,13 +61,51 @@ class QueryTerms:
 
 
 @dataclass(frozen=True, slots=True)
+class ExampleSpans:
+    """Where each offering's examples sit in an index's example arrays: examples are stored
+    offering by offering, so each offering owns one contiguous run."""
+
+    starts: IntArray
+    counts: IntArray
+
+    @classmethod
+    def of(cls, owners: IntArray, n_offerings: int) -> ExampleSpans:
+        """`owners` (each example's offering) must be non-decreasing."""
+        counts = np.bincount(owners, minlength=n_offerings).astype(np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        return cls(starts, counts)
+
+    def best_per_offering(self, scores: FloatArray) -> FloatArray:
+        """Each offering's best example score; 0 for an offering without examples."""
+        best = np.zeros(len(self.counts))
+        has = self.counts > 0
+        if scores.size:
+            best[has] = np.maximum.reduceat(scores, self.starts[has])
+        return best
+
+    def best_example(self, scores: FloatArray, offering: int, *, positive: bool) -> int:
+        """Index of offering's best example, or -1 (none, or none above 0 if `positive`).
+        Asked only for the few candidates shown, so no per-question sort of every example."""
+        start, count = int(self.starts[offering]), int(self.counts[offering])
+        if count == 0:
+            return -1
+        j = start + int(np.argmax(scores[start:start + count]))
+        return j if scores[j] > 0 or not positive else -1
+
+
+@dataclass(frozen=True, slots=True)
 class LexicalScores:
     """Per-offering scores in 0..1 for one question."""
 
     nearest: FloatArray
-    nearest_example: IntArray
     whole: FloatArray
     query: QueryTerms
+    example_scores: FloatArray
+    spans: ExampleSpans
+
+    def nearest_example(self, offering: int) -> int:
+        """The example of `offering` that explains its score; -1 when none shares a word."""
+        return self.spans.best_example(self.example_scores, offering, positive=True)
 
 
 def offering_texts(offering: Offering) -> Iterable[tuple[str, str]]:
@@ -114,8 +152,9 @@ class LexicalIndex:
         self.max_idf = math.log(1 + n)
         self._surface = surface
         self._surface_words = list(surface)
-        self._example_offering: IntArray = np.array(
-            [e.offering for e in self.examples], dtype=np.int64)
+        self._spans = ExampleSpans.of(
+            np.array([e.offering for e in self.examples], dtype=np.int64),
+            len(catalog.offerings))
         self._example_postings = self._postings(
             [self._vector(c) for c in example_terms])
         self._offering_postings = self._postings(
@@ -198,13 +237,5 @@ class LexicalIndex:
             hit = self._offering_postings.get(t)
             if hit is not None:
                 off_scores[hit[0]] += w * hit[1]
-        nearest = np.zeros(self._n_offerings)
-        nearest_example = np.full(self._n_offerings, -1, dtype=np.int64)
-        touched = np.nonzero(ex_scores)[0]
-        if touched.size:
-            # Visit examples in ascending score so the best one per offering is written last.
-            order = touched[np.argsort(ex_scores[touched], kind="stable")]
-            owners = self._example_offering[order]
-            nearest[owners] = ex_scores[order]
-            nearest_example[owners] = order
-        return LexicalScores(nearest, nearest_example, np.clip(off_scores, 0, 1), q)
+        return LexicalScores(self._spans.best_per_offering(ex_scores), np.clip(off_scores, 0, 1),
+                             q, ex_scores, self._spans)

@@ -175,11 +175,11 @@ class Matcher:
 
     def _evidence(self, scored: Scored, i: int) -> Evidence:
         if scored.semantic is not None and self.semantic is not None:
-            j = int(scored.semantic.nearest_example[i])
+            j = scored.semantic.nearest_example(i)
             if j >= 0:
                 ex = self.semantic.examples[j]
                 return Evidence(ex.field, ex.text)
-        j = int(scored.lexical.nearest_example[i])
+        j = scored.lexical.nearest_example(i)
         if j >= 0:
             ex = self.lexical.examples[j]
             return Evidence(ex.field, ex.text)

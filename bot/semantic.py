@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.lexical import Example, FloatArray, IntArray
+from bot.lexical import Example, ExampleSpans, FloatArray, IntArray
 from bot.models import Catalog, Offering
 
 F32 = NDArray[np.float32]
@@ -47,7 +47,12 @@ class Embedder(Protocol):
 class SemanticScores:
     ranking: FloatArray
     strength: FloatArray
-    nearest_example: IntArray
+    example_sims: FloatArray
+    spans: ExampleSpans
+
+    def nearest_example(self, offering: int) -> int:
+        """The example of `offering` closest to the question; -1 when it has none."""
+        return self.spans.best_example(self.example_sims, offering, positive=False)
 
 
 def semantic_texts(offering: Offering) -> list[tuple[str, str]]:
@@ -79,8 +84,8 @@ class SemanticIndex:
         vectors = raw.astype(np.float32)
         dim = vectors.shape[1] if vectors.size else 1
         self._vectors: F32 = vectors.reshape(-1, dim)
-        counts = np.bincount(self._owner, minlength=n)
-        self._starts: IntArray = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        self._spans = ExampleSpans.of(self._owner, n)
+        counts = self._spans.counts
         self._has = counts > 0
         sums = np.zeros((n, dim), dtype=np.float64)
         np.add.at(sums, self._owner, self._vectors)
@@ -106,20 +111,14 @@ class SemanticIndex:
     def score(self, query: str) -> SemanticScores:
         q = self.embedder.embed([query])[0].astype(np.float32)
         n = len(self._has)
-        ranking = np.zeros(n)
-        strength = np.zeros(n)
-        nearest_example = np.full(n, -1, dtype=np.int64)
         if not self._vectors.size:
-            return SemanticScores(ranking, strength, nearest_example)
-        sims = self._vectors @ q
-        nearest = np.zeros(n)
-        nearest[self._has] = np.maximum.reduceat(sims, self._starts[self._has])
-        order = np.argsort(sims, kind="stable")
-        nearest_example[self._owner[order]] = order
+            return SemanticScores(np.zeros(n), np.zeros(n), np.zeros(0), self._spans)
+        sims = (self._vectors @ q).astype(np.float64)
+        nearest = self._spans.best_per_offering(sims)
         centroid = self._centroids @ q
         qw = _normalise(((q - self._mean) @ self._whiten)[None, :])[0]
         ranking = np.clip(self._white_centroids @ qw, 0, 1).astype(np.float64)
         strength = np.clip(0.5 * centroid + 0.5 * nearest, 0, 1).astype(np.float64)
         ranking[~self._has] = 0
         strength[~self._has] = 0
-        return SemanticScores(ranking, strength, nearest_example)
+        return SemanticScores(ranking, strength, sims, self._spans)
