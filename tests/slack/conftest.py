@@ -90,6 +90,16 @@ ANSWER_LAPTOP = "my laptop is old and slow"
 CLARIFY_SHARING = "share documents as a team"
 NONE_QUESTION = "how do I bake sourdough bread"
 RETIRED_DIALIN = "I need the dial-in modem number"
+# An offering the sample catalogue lacks, appended to a knowledge file by the reload tests.
+COMPANY_CAR = """
+  - id: company-car
+    name: Company car
+    summary: A leased car for employees who drive to customers.
+    kind: product
+    owner: {team: Fleet, contact: "#fleet"}
+    request: {url: "https://it.example.test/request/car"}
+    needs: [I need a company car for customer visits]
+"""
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 from conftest import (
     ANSWER_LAPTOP,
     CLARIFY_SHARING,
+    COMPANY_CAR,
     NONE_QUESTION,
     _QuietHandler,
     _ThreadingWSGIServer,
@@ -228,15 +229,6 @@ def test_a_clarify_choice_marks_the_question_as_met(start_app: StartApp) -> None
 
 # --- reload ----------------------------------------------------------------------------------
 
-CAR = """
-  - id: company-car
-    name: Company car
-    summary: A leased car for employees who drive to customers.
-    kind: product
-    owner: {team: Fleet, contact: "#fleet"}
-    request: {url: "https://it.example.test/request/car"}
-    needs: [I need a company car for customer visits]
-"""
 
 
 def test_reload_shows_what_changed_and_errors_keep_the_last_good_catalogue(
@@ -244,7 +236,7 @@ def test_reload_shows_what_changed_and_errors_keep_the_last_good_catalogue(
     app = start_app()
     catalogue = catalogue_dir / "catalogue.yaml"
     catalogue.write_text(catalogue.read_text().replace("Diagnosis and repair",
-                                                       "Diagnosis and fixing") + CAR)
+                                                       "Diagnosis and fixing") + COMPANY_CAR)
     [report] = run(app, "reload", ADMIN)
     body = all_text(report)
     assert "Reloaded: 8 offerings, generation 1" in body
@@ -269,7 +261,7 @@ def test_a_worker_picks_up_another_workers_reload_and_file_changes(
     first = start_app()
     second = start_app(CONCIERGE_WATCH_KNOWLEDGE="off")
     catalogue = catalogue_dir / "catalogue.yaml"
-    catalogue.write_text(catalogue.read_text() + CAR)
+    catalogue.write_text(catalogue.read_text() + COMPANY_CAR)
     assert second.runtime.live.poll() is None  # not watching files, no new generation
     run(first, "reload", ADMIN)
     result = second.runtime.live.poll()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ANSWER_LAPTOP
+from conftest import ANSWER_LAPTOP, COMPANY_CAR
 from dbfixtures import postgres_url
 from slackfakes import WAIT_SECONDS, FakeSlackAPI, SlackSender, all_text
 from test_serve_process import SERVE, free_port, process_env, wait_healthy
@@ -28,15 +28,6 @@ __all__ = ["postgres_url"]
 ADMIN = "U0ADMIN1"
 # The deadline the issue sets for every worker to serve a reloaded catalogue.
 RELOAD_DEADLINE = 10.0
-NEW_OFFERING = """
-  - id: company-car
-    name: Company car
-    summary: A leased car for employees who drive to customers.
-    kind: product
-    owner: {team: Fleet, contact: "#fleet"}
-    request: {url: "https://it.example.test/request/car"}
-    needs: [I need a company car for customer visits]
-"""
 CAR_QUESTION = "I need a company car for customer visits"
 
 
@@ -91,7 +82,7 @@ def test_a_reload_through_one_host_is_served_by_the_other(
     assert "Company car" not in answer_in(fake_slack, "D0BEFORE")
 
     with (catalogue_dir / "catalogue.yaml").open("a", encoding="utf-8") as fh:
-        fh.write(NEW_OFFERING)
+        fh.write(COMPANY_CAR)
     assert a.slack.command("reload", user=ADMIN, response="reload").status == 200
     [report] = fake_slack.wait_for(
         "response_url", lambda c: "Reloaded" in all_text(c.params.get("blocks") or []))
