@@ -39,7 +39,7 @@ def fingerprint(root: Path) -> Fingerprint:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if name.startswith(".") or not name.endswith(YAML_SUFFIXES):
+            if name.startswith(".") or not name.lower().endswith(YAML_SUFFIXES):
                 continue
             path = Path(dirpath) / name
             try:
