@@ -14,14 +14,13 @@ being answered during a reload finishes with the matcher it started with.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.engine import build_matcher
-from bot.loader import YAML_SUFFIXES, check_knowledge
+from bot.loader import check_knowledge, knowledge_files
 from bot.matcher import Matcher
 from bot.models import Catalog, CatalogDiff, Problem
 from bot.recorder import BestEffort
@@ -34,19 +33,15 @@ Fingerprint = tuple[tuple[str, int, int], ...]
 
 
 def fingerprint(root: Path) -> Fingerprint:
-    """(path, mtime_ns, size) of every knowledge file: cheap to take, changes with any edit."""
+    """(path, mtime_ns, size) of every knowledge file the loader would read: cheap to take,
+    changes with any edit."""
     found: list[tuple[str, int, int]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(YAML_SUFFIXES):
-                continue
-            path = Path(dirpath) / name
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # deleted between listing and stat: the next look sees it gone
-            found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    for path in knowledge_files(root, []):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # deleted between listing and stat: the next look sees it gone
+        found.append((str(path), stat.st_mtime_ns, stat.st_size))
     return tuple(sorted(found))
 
 

@@ -123,7 +123,7 @@ def check_knowledge(root: str | os.PathLike[str]) -> LoadReport:
         what = "does not exist" if not base.exists() else "is not a directory"
         problem = Problem(str(base), 0, "knowledge", f"the knowledge directory {what}")
         return LoadReport(None, (problem,), 0)
-    files = list(_knowledge_files(base, problems))
+    files = list(knowledge_files(base, problems))
     raw: list[_RawOffering] = []
     for path in files:
         raw.extend(_read_file(path, problems))
@@ -136,7 +136,8 @@ def check_knowledge(root: str | os.PathLike[str]) -> LoadReport:
     return LoadReport(Catalog(tuple(offerings), root=str(base)), tuple(problems), len(files))
 
 
-def _knowledge_files(base: Path, problems: list[Problem]) -> Iterator[Path]:
+def knowledge_files(base: Path, problems: list[Problem]) -> Iterator[Path]:
+    """The knowledge files under `base` that the loader reads, in reading order."""
     # os.walk does not follow directory symlinks, so a symlink loop cannot trap it.
     found = 0
     for dirpath, dirnames, filenames in os.walk(base, onerror=None):
