@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from bot.encoder import BertEncoder, is_supported
 from bot.errors import EmbeddingUnavailable
-from bot.lexical import FloatArray
-from bot.semantic import Embedder
+from bot.semantic import Embedder, Vectors
 from bot.settings import cache_dir
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class SentenceTransformerEmbedder:
     def knows(self, word: str) -> bool:
         return word in self._vocab
 
-    def embed(self, texts: Sequence[str]) -> FloatArray:
+    def embed(self, texts: Sequence[str]) -> Vectors:
         with self._lock:  # torch modules are not safe to call from several threads at once
             threads = 1 if len(texts) <= SMALL_BATCH else self._batch_threads
             if self._torch.get_num_threads() != threads:
@@ -105,7 +105,7 @@ class CachedEmbedder:
         self.inner = inner
         digest = hashlib.sha256(inner.name.encode()).hexdigest()[:16]
         self.path = (folder or cache_dir()) / f"embeddings-{digest}.npz"
-        self._vectors: dict[str, FloatArray] = {}
+        self._vectors: dict[str, Vectors] = {}
         self._dirty = False
         self._load()
 
@@ -131,7 +131,7 @@ class CachedEmbedder:
             return
         self._vectors = {str(k): matrix[i] for i, k in enumerate(keys)}
 
-    def embed(self, texts: Sequence[str]) -> FloatArray:
+    def embed(self, texts: Sequence[str]) -> Vectors:
         keys = [self._key(t) for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True)
                           if k not in self._vectors}.items())
@@ -144,7 +144,7 @@ class CachedEmbedder:
             self.save()
         return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 0))
 
-    def embed_query(self, text: str) -> FloatArray:
+    def embed_query(self, text: str) -> Vectors:
         key = self._key(text)
         hit = self._vectors.get(key)
         return hit[None, :] if hit is not None else self.inner.embed([text])
@@ -168,11 +168,20 @@ _LOADED: dict[str, Embedder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+def open_model(location: str) -> Embedder:
+    """The NumPy encoder for a BERT model folder it can run (all-MiniLM-L6-v2 among them),
+    else sentence-transformers, which runs any model but costs seconds of import."""
+    folder = Path(location)
+    if folder.is_dir() and is_supported(folder):
+        return BertEncoder(folder)
+    return SentenceTransformerEmbedder(location)
+
+
 def load_embedder(*, cache: bool = True) -> Embedder:
     """The configured model, loaded once per process, wrapped in the disk cache."""
     location = model_location()
     with _LOAD_LOCK:
         if location not in _LOADED:
-            inner: Embedder = SentenceTransformerEmbedder(location)
+            inner = open_model(location)
             _LOADED[location] = CachedEmbedder(inner) if cache else inner
         return _LOADED[location]

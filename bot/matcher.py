@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bot.lexical import FloatArray, LexicalIndex, LexicalScores
+from bot.lexical import FloatArray, IntArray, LexicalIndex, LexicalScores
 from bot.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
 from bot.semantic import SemanticIndex, SemanticScores
 from bot.text import content_words, fold
@@ -41,11 +41,13 @@ KNOWN_WORDS_WEIGHT = 0.115
 class Scored:
     """All offerings' scores for one question, plus what explains them.
 
-    `combined` orders the offerings; `strength` says how well the question fits
-    each one in absolute terms (lexical mode: the same numbers).
+    `combined` orders the offerings; `shortlist` is the best of them in that order, and
+    `strength` says how well the question fits each of those in absolute terms (lexical
+    mode: the combined score). Nothing below the shortlist can be shown or decide.
     """
 
     combined: FloatArray
+    shortlist: IntArray
     strength: FloatArray
     lexical: LexicalScores
     semantic: SemanticScores | None
@@ -54,7 +56,7 @@ class Scored:
 
     @property
     def best_strength(self) -> float:
-        return float(self.strength[int(np.argmax(self.combined))]) if self.combined.size else 0.0
+        return float(self.strength[0]) if self.strength.size else 0.0
 
 
 class Matcher:
@@ -103,11 +105,13 @@ class Matcher:
         lexical = (LEXICAL_NEAREST_WEIGHT * lex.nearest
                    + (1 - LEXICAL_NEAREST_WEIGHT) * lex.whole)
         if self.semantic is None:
-            return Scored(lexical, lexical, lex, None)
+            shortlist = _shortlist(lexical)
+            return Scored(lexical, shortlist, lexical[shortlist], lex, None)
         sem = self.semantic.score(self._embedding_text(query, lex))
         combined = SEMANTIC_WEIGHT * sem.ranking + (1 - SEMANTIC_WEIGHT) * lexical
-        strength = sem.strength + KNOWN_WORDS_WEIGHT * lex.query.known_share
-        return Scored(combined, strength, lex, sem)
+        shortlist = _shortlist(combined)
+        strength = sem.strength(shortlist) + KNOWN_WORDS_WEIGHT * lex.query.known_share
+        return Scored(combined, shortlist, strength, lex, sem)
 
     def _embedding_text(self, query: str, lex: LexicalScores) -> str:
         """The question with misspelt words replaced by the catalogue words they were
@@ -146,13 +150,10 @@ class Matcher:
         every offering that can be ordered: the employee should hear that it is retired.
         """
         scores = scored.combined
-        k = min(len(scores), MAX_CANDIDATES * 3)
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
         out: list[Ranked] = []
         dead_end: Ranked | None = None
         seen: set[int] = set()
-        for i in (int(x) for x in top):
+        for slot, i in enumerate(int(x) for x in scored.shortlist):
             if scores[i] <= 0:
                 break
             target = self._redirect.get(i, i)
@@ -163,12 +164,12 @@ class Matcher:
                 if not out and dead_end is None:
                     dead_end = Ranked(Candidate(self._offerings[i], float(scores[i]),
                                                 self._evidence(scored, i)),
-                                      float(scored.strength[i]), self._offerings[i])
+                                      float(scored.strength[slot]), self._offerings[i])
                 continue  # nothing to order
             seen.add(target)
             candidate = Candidate(self._offerings[target], float(scores[i]),
                                   self._evidence(scored, i))
-            out.append(Ranked(candidate, float(scored.strength[i]), retired))
+            out.append(Ranked(candidate, float(scored.strength[slot]), retired))
             if len(out) == MAX_CANDIDATES:
                 break
         return out, dead_end
@@ -225,6 +226,17 @@ class Matcher:
         return Decision(query, DecisionKind.CLARIFY, confidence, candidates,
                         f"Several offerings could fit: {names}." + corrections,
                         choice_count=len(close))
+
+
+def _shortlist(scores: FloatArray) -> IntArray:
+    """The offerings a decision can look at, best first: room for MAX_CANDIDATES after
+    retired offerings fold into their replacements. Ties keep catalogue order."""
+    k = min(len(scores), MAX_CANDIDATES * 3)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    ordered: IntArray = top[np.lexsort((top, -scores[top]))]
+    return ordered
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,8 @@ from bot.lexical import Example, ExampleSpans, FloatArray, IntArray
 from bot.models import Catalog, Offering
 
 F32 = NDArray[np.float32]
+# Whatever float width an embedder computes in (float32 in practice).
+Vectors = NDArray[np.floating[Any]]
 
 # Shrinkage of the within-offering covariance toward a multiple of the identity:
 # 1.0 is plain cosine, 0.0 a full linear discriminant. Chosen on CLINC150 val.
@@ -36,7 +38,7 @@ class Embedder(Protocol):
     @property
     def name(self) -> str: ...
 
-    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
 
     def knows(self, word: str) -> bool:
         """Whether the model has this (lower-case) word in its vocabulary as a whole."""
@@ -45,14 +47,19 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SemanticScores:
+    """One question against one index: the ranking of every offering, and on request the
+    strength and nearest example of the few offerings a decision looks at."""
+
     ranking: FloatArray
-    strength: FloatArray
-    example_sims: FloatArray
-    spans: ExampleSpans
+    question: F32
+    index: SemanticIndex
+
+    def strength(self, offerings: IntArray) -> FloatArray:
+        return self.index.strength(self.question, offerings)
 
     def nearest_example(self, offering: int) -> int:
         """The example of `offering` closest to the question; -1 when it has none."""
-        return self.spans.best_example(self.example_sims, offering, positive=False)
+        return self.index.nearest_example(self.question, offering)
 
 
 def semantic_texts(offering: Offering) -> list[tuple[str, str]]:
@@ -109,16 +116,35 @@ class SemanticIndex:
         return x.mean(axis=0).astype(np.float32), whiten.astype(np.float32)
 
     def score(self, query: str) -> SemanticScores:
+        """Ranks every offering: one product with the whitened centroids, so the cost per
+        question grows with the number of offerings, not of examples."""
         q = self.embedder.embed([query])[0].astype(np.float32)
-        n = len(self._has)
         if not self._vectors.size:
-            return SemanticScores(np.zeros(n), np.zeros(n), np.zeros(0), self._spans)
-        sims = (self._vectors @ q).astype(np.float64)
-        nearest = self._spans.best_per_offering(sims)
-        centroid = self._centroids @ q
+            return SemanticScores(np.zeros(len(self._has)), q, self)
         qw = _normalise(((q - self._mean) @ self._whiten)[None, :])[0]
         ranking = np.clip(self._white_centroids @ qw, 0, 1).astype(np.float64)
-        strength = np.clip(0.5 * centroid + 0.5 * nearest, 0, 1).astype(np.float64)
         ranking[~self._has] = 0
-        strength[~self._has] = 0
-        return SemanticScores(ranking, strength, sims, self._spans)
+        return SemanticScores(ranking, q, self)
+
+    def strength(self, question: F32, offerings: IntArray) -> FloatArray:
+        """How well the question fits each of `offerings` in raw cosine (the mean of the
+        centroid's and the nearest example's), which tells in-scope from out-of-scope
+        better than the whitened ranking. Asked for a shortlist, never every offering:
+        at 10,000 offerings the products with every example cost more than the rest
+        of a question together."""
+        out = np.zeros(len(offerings))
+        if not self._vectors.size:
+            return out
+        for slot, k in enumerate(int(o) for o in offerings):
+            j = self.nearest_example(question, k)
+            if j >= 0:
+                nearest = float(self._vectors[j] @ question)
+                centroid = float(self._centroids[k] @ question)
+                out[slot] = min(max(0.5 * centroid + 0.5 * nearest, 0.0), 1.0)
+        return out
+
+    def nearest_example(self, question: F32, offering: int) -> int:
+        start, count = int(self._spans.starts[offering]), int(self._spans.counts[offering])
+        if count == 0 or not self._vectors.size:
+            return -1
+        return start + int(np.argmax(self._vectors[start:start + count] @ question))

@@ -259,11 +259,12 @@ class Matchers:
                 if name in self.names:
                     self._skip(name, str(exc))
             return None
-        import torch
+        if "torch" in sys.modules:  # sentence-transformers runs the configured model
+            import torch
 
-        # One thread per question: on a busy 2-core machine, two torch threads fight over
-        # the cores and a single question takes several times longer.
-        torch.set_num_threads(threads)
+            # One thread per question: on a busy 2-core machine, two torch threads fight
+            # over the cores and a single question takes several times longer.
+            torch.set_num_threads(threads)
         return BenchEmbedder(inner)
 
     def forget(self) -> None:
