@@ -33,6 +33,9 @@ environment:
                          $CONCIERGE_DATA_DIR/concierge.sqlite3, CONCIERGE_DATA_DIR=./data)
   CONCIERGE_SERVICE_DESK_TEXT, CONCIERGE_SERVICE_DESK_URL
                          where "I don't know" answers send people
+  CONCIERGE_TAKEOVER_AFTER
+                         seconds a worker may be silent before another answers the
+                         events it acknowledged but did not answer (default 20)
   LOG_LEVEL              DEBUG, INFO (default), WARNING…
 """
 

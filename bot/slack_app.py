@@ -12,6 +12,9 @@ command's or button's `ack()` (at most 3 s) before answering Slack, while the
 listener goes on in the app's thread pool. That holds in gunicorn's sync workers
 too: the pool's threads live in the worker process and keep running after the
 response; a worker leaving gracefully waits for them (interpreter exit joins them).
+A worker that dies instead (SIGKILL, OOM, a lost host) leaves acknowledged events
+unanswered; `bot.takeover` has a live worker answer them, replayed through
+`replay_into(app)`, and `MarkAnswered` records when a listener is done with an event.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.listener.listener_completion_handler import ListenerCompletionHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import default_retry_handlers
@@ -49,6 +53,13 @@ from bot.replies import ServiceDesk
 from bot.request_gate import gate
 from bot.settings import knowledge_dir, matcher_mode, whole_number
 from bot.store import Store, database_url
+from bot.takeover import (
+    DEFAULT_TAKEOVER_AFTER,
+    Deliveries,
+    Replay,
+    TakeoverSettings,
+    event_id_of,
+)
 from handlers import Concierge
 from handlers import register as register_handlers
 
@@ -74,6 +85,13 @@ RATE_LIMIT_RETRIES = 10
 # 12 events/s per 4 workers and the backlog, held only in memory, grew to 15 s.
 LISTENER_THREADS = 32
 SERVER_ERROR_RETRIES = 1
+# Bolt's context key marking a replay of an event this worker took over (`bot.takeover`).
+# Only code in this process can set context: nothing in an HTTP or Socket Mode request can.
+TAKEOVER_CONTEXT_KEY = "concierge_takeover"
+# `takeover_after` bounds: at 2 s a heartbeat goes every 0.5 s; past 2 minutes a question
+# would wait too long, and `bot.takeover.MAX_AGE` (5 min) must stay well above it.
+MIN_TAKEOVER_AFTER = 2
+MAX_TAKEOVER_AFTER = 120
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,9 @@ class SlackConfig:
     """`CONCIERGE_SERVICE_DESK_TEXT` / `CONCIERGE_SERVICE_DESK_URL`: the "nothing fits" pointer."""
     operations: OperationsConfig = field(default_factory=OperationsConfig)
     """Admins, user hashing, retention and reloading (`bot.operations`)."""
+    takeover_after: int = DEFAULT_TAKEOVER_AFTER
+    """`CONCIERGE_TAKEOVER_AFTER`: seconds a worker may be silent before the events it
+    acknowledged but did not answer are answered by another (`bot.takeover`)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -148,6 +169,9 @@ class SlackConfig:
             service_desk=ServiceDesk(text=get("CONCIERGE_SERVICE_DESK_TEXT") or SERVICE_DESK_TEXT,
                                      url=desk_url),
             operations=OperationsConfig.from_env(env),
+            takeover_after=whole_number(get, "CONCIERGE_TAKEOVER_AFTER",
+                                        DEFAULT_TAKEOVER_AFTER, MIN_TAKEOVER_AFTER,
+                                        MAX_TAKEOVER_AFTER),
         )
 
 
@@ -198,27 +222,69 @@ def check_token(config: SlackConfig) -> dict[str, Any]:
     return dict(response.data) if isinstance(response.data, dict) else {}
 
 
-def dedupe_middleware(guard: BestEffort) -> Callable[..., BoltResponse]:
+def dedupe_middleware(deliveries: Deliveries) -> Callable[..., BoltResponse]:
     """A global middleware answering each Events API `event_id` once across all workers.
 
     It runs after signature verification (so forged requests cannot burn event ids)
     and before the listeners. Claiming happens before the ack, so a retry that races
-    the first delivery on another worker still finds the claim. With the database
-    down, every event is handled: better to risk answering twice than to drop a question.
+    the first delivery on another worker still finds the claim; the claim also stores
+    the event and this worker's id, so that another worker can answer it should this
+    one die before it has (`bot.takeover`). An event this worker took over is replayed
+    with `TAKEOVER_CONTEXT_KEY` set: its claim is already ours, so it passes, once (the
+    takeover UPDATE succeeds for one worker only). With the database down, every event
+    is handled: better to risk answering twice than to drop a question.
     """
-    store = guard.store
 
-    def dedupe_events(body: dict[str, Any], next_: Callable[[], BoltResponse],
-                      logger: logging.Logger) -> BoltResponse:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and event_id:
-            first = guard.run("claiming an event", lambda: store.claim_event(event_id), True)
-            if not first:
+    def dedupe_events(body: dict[str, Any], context: dict[str, Any],
+                      next_: Callable[[], BoltResponse], logger: logging.Logger) -> BoltResponse:
+        event_id = event_id_of(body)
+        if event_id is not None:
+            if context.get(TAKEOVER_CONTEXT_KEY) == event_id:
+                return next_()
+            if not deliveries.claim(event_id, body):
                 logger.info("event %s already handled; ignoring this redelivery", event_id)
                 return BoltResponse(status=200, body="", headers={DUPLICATE_HEADER: event_id})
         return next_()
 
     return dedupe_events
+
+
+class MarkAnswered(ListenerCompletionHandler):
+    """Tells `Deliveries` that a listener is done with an event: replied, ignored it or
+    failed. Bolt calls its completion handler in the listener thread after every
+    listener, in a `finally`, so this one hook covers every listener there is or will be,
+    including the catch-all that ignores unknown events (which counts as finished too).
+    Commands and button clicks carry no event id and pass untouched."""
+
+    def __init__(self, deliveries: Deliveries, then: ListenerCompletionHandler) -> None:
+        self.deliveries = deliveries
+        self.then = then
+
+    def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
+        try:
+            self.then.handle(request=request, response=response)
+        finally:
+            event_id = event_id_of(request.body)
+            if event_id is not None:
+                try:
+                    self.deliveries.finished(event_id)
+                except Exception:  # a bug here must not kill the listener thread's future
+                    log.exception("could not record event %s as answered", event_id)
+
+
+def replay_into(app: App) -> Replay:
+    """Replays a taken-over event through `app`, as a new delivery: the same middleware and
+    listeners answer it. Socket Mode requests skip signature checks (Bolt verifies nothing
+    on them, the WebSocket being authenticated); this body was verified when first received
+    and has since lived only in Concierge's own database."""
+
+    def replay(event_id: str, body: dict[str, Any]) -> None:
+        response = app.dispatch(BoltRequest(body=body, mode="socket_mode",
+                                            context={TAKEOVER_CONTEXT_KEY: event_id}))
+        if response.status >= 300:
+            raise RuntimeError(f"replaying event {event_id} got HTTP status {response.status}")
+
+    return replay
 
 
 def load_matcher(config: SlackConfig) -> Matcher:
@@ -251,10 +317,22 @@ class Runtime:
     guard: BestEffort
     recorder: Recorder
     live: LiveCatalogue
+    deliveries: Deliveries
 
     def start_poller(self, interval: float) -> Poller:
         """Check for reloads (and purge old records once a day) every `interval` seconds."""
         return Poller(interval, [self.live.poll, self.recorder.purge_if_due]).start()
+
+    def start_takeover(self, app: App) -> Poller:
+        """Heartbeat and take over dead workers' events (`bot.takeover`), on a thread of its
+        own: a reload on the poller above can take seconds, and a heartbeat waiting for it
+        would make this live worker look dead. The first heartbeat is written now, before
+        this worker serves anything."""
+        self.deliveries.beat()
+        replay = replay_into(app)
+        return Poller(self.deliveries.settings.beat_every,
+                      [lambda: self.deliveries.tick(replay)],
+                      name="concierge-takeover").start()
 
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
@@ -269,7 +347,9 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
     concierge = Concierge(live, config.service_desk, recorder, admins,
                           AdminDesk(live, store, ops.reload_interval))
-    return Runtime(concierge, guard, recorder, live)
+    # Made here, after gunicorn forked: each worker process gets its own id.
+    deliveries = Deliveries(guard, TakeoverSettings(stale_after=float(config.takeover_after)))
+    return Runtime(concierge, guard, recorder, live, deliveries)
 
 
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
@@ -295,7 +375,10 @@ def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
             max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
         name="concierge",
     )
-    app.middleware(dedupe_middleware(runtime.guard))
+    app.middleware(dedupe_middleware(runtime.deliveries))
+    runner = app.listener_runner
+    runner.listener_completion_handler = MarkAnswered(runtime.deliveries,
+                                                      runner.listener_completion_handler)
     register_handlers(app, runtime.concierge)
     # Registered last, so it only sees events no listener above took: acknowledging them
     # (200 instead of Bolt's 404) stops Slack from redelivering what nothing here handles.
@@ -365,11 +448,12 @@ def serve(config: SlackConfig) -> int:
     return _run_gunicorn(config)
 
 
-def _app_with_poller(config: SlackConfig) -> tuple[App, Poller]:
+def _app_with_poller(config: SlackConfig) -> tuple[App, list[Poller]]:
     client = make_client(config)
     runtime = build_runtime(config, client)
     app = create_app(config, client=client, runtime=runtime)
-    return app, runtime.start_poller(config.operations.reload_interval)
+    return app, [runtime.start_poller(config.operations.reload_interval),
+                 runtime.start_takeover(app)]
 
 
 def _run_gunicorn(config: SlackConfig) -> int:

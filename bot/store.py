@@ -9,8 +9,10 @@ PostgreSQL serialises them with an advisory lock, SQLite with a lock file next
 to the database.
 
 It holds the event dedupe (Slack redelivers an event it did not see acknowledged
-within 3 seconds, possibly to another worker), the catalogue reload generation,
-and the question log the admin reports read. No Slack imports: the core owns it.
+within 3 seconds, possibly to another worker) with the "claimed, not yet answered"
+state that lets a live worker answer what a dead one had acknowledged (`bot.takeover`
+drives it), worker heartbeats, the catalogue reload generation, and the question log
+the admin reports read. No Slack imports: the core owns it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    or_,
     select,
     text,
     update,
@@ -49,6 +52,7 @@ from bot.tables import (
     ProcessedEvent,
     Question,
     RequestClick,
+    WorkerHeartbeat,
     utcnow,
 )
 
@@ -106,6 +110,18 @@ class QuestionRecord:
     offering_id: str | None = None
     nearest_offering_id: str | None = None
     choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingClaim:
+    """A claimed event nobody has answered whose owner looks dead: a takeover candidate."""
+
+    event_id: str
+    owner: str
+    body: str
+    """The event callback as JSON."""
+    claimed_at: datetime
+    takeovers: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,25 +213,106 @@ class Store:
 
     # --- event dedupe -------------------------------------------------------------------
 
-    def claim_event(self, event_id: str) -> bool:
+    def claim_event(self, event_id: str, *, body: str | None = None, owner: str | None = None,
+                    at: datetime | None = None) -> bool:
         """True for the first caller with this id, in any process sharing the database.
 
         The primary key makes the INSERT itself the test-and-set: no read-then-write race.
+        `body` (the event as JSON) and `owner` (the claiming worker) let another worker
+        answer the event should the owner die before it has (`bot.takeover`).
         """
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(ProcessedEvent).values(event_id=event_id,
-                                                           claimed_at=utcnow()))
+                conn.execute(insert(ProcessedEvent).values(
+                    event_id=event_id, claimed_at=at or utcnow(), body=body, owner=owner))
         except IntegrityError:
             return False
         return True
 
+    def mark_answered(self, event_id: str, owner: str, *, at: datetime | None = None) -> bool:
+        """`owner` finished with the event: record when, and drop the stored event (it names
+        the Slack user, which Concierge otherwise never keeps). False when the claim is not
+        `owner`'s: made while the database was down, or taken over by another worker."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(ProcessedEvent)
+                .where(ProcessedEvent.event_id == event_id, ProcessedEvent.owner == owner)
+                .values(answered_at=at or utcnow(), body=None))
+        return bool(result.rowcount)
+
+    def stale_claims(self, me: str, *, stale_after: timedelta, max_age: timedelta,
+                     max_takeovers: int, limit: int,
+                     now: datetime | None = None) -> list[PendingClaim]:
+        """Unanswered claims of other workers not heard from for `stale_after`, oldest first.
+
+        A claim younger than `stale_after` is never stale, even when its owner never wrote
+        a heartbeat: the claim itself showed the owner alive then. Claims older than
+        `max_age`, or taken over `max_takeovers` times already, are left alone.
+        """
+        now = now or utcnow()
+        silent_since = now - stale_after
+        beat = WorkerHeartbeat
+        query = (
+            select(ProcessedEvent.event_id, ProcessedEvent.owner, ProcessedEvent.body,
+                   ProcessedEvent.claimed_at, ProcessedEvent.takeovers)
+            .outerjoin(beat, beat.worker_id == ProcessedEvent.owner)
+            .where(ProcessedEvent.answered_at.is_(None), ProcessedEvent.body.is_not(None),
+                   ProcessedEvent.claimed_at >= now - max_age,
+                   ProcessedEvent.claimed_at < silent_since,
+                   ProcessedEvent.owner.is_not(None), ProcessedEvent.owner != me,
+                   ProcessedEvent.takeovers < max_takeovers,
+                   or_(beat.seen_at.is_(None), beat.seen_at < silent_since))
+            .order_by(ProcessedEvent.claimed_at).limit(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [PendingClaim(row.event_id, str(row.owner), str(row.body),
+                             _aware(row.claimed_at), int(row.takeovers)) for row in rows]
+
+    def take_over(self, event_id: str, *, from_owner: str, to_owner: str) -> bool:
+        """Move an unanswered claim from `from_owner` to `to_owner`; True for exactly one
+        caller, however many workers try at once: the UPDATE only matches while the row
+        still names the old owner, and the database serialises the UPDATEs."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(ProcessedEvent)
+                .where(ProcessedEvent.event_id == event_id,
+                       ProcessedEvent.owner == from_owner,
+                       ProcessedEvent.answered_at.is_(None),
+                       ProcessedEvent.body.is_not(None))
+                .values(owner=to_owner, takeovers=ProcessedEvent.takeovers + 1))
+        return result.rowcount == 1
+
+    def expire_claims(self, max_age: timedelta, *, now: datetime | None = None) -> int:
+        """Drop the stored event of unanswered claims older than `max_age`: too late to
+        answer, and not worth keeping a Slack user id for. Returns how many."""
+        cutoff = (now or utcnow()) - max_age
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(ProcessedEvent)
+                .where(ProcessedEvent.answered_at.is_(None), ProcessedEvent.body.is_not(None),
+                       ProcessedEvent.claimed_at < cutoff)
+                .values(body=None))
+        return int(result.rowcount)
+
+    def heartbeat(self, worker_id: str, *, at: datetime | None = None) -> None:
+        """Record that `worker_id` is alive. Only that worker writes its row, so an UPDATE
+        then (the first time) an INSERT cannot race; it works on any backend."""
+        at = at or utcnow()
+        with self.engine.begin() as conn:
+            updated = conn.execute(update(WorkerHeartbeat)
+                                   .where(WorkerHeartbeat.worker_id == worker_id)
+                                   .values(seen_at=at))
+            if not updated.rowcount:
+                conn.execute(insert(WorkerHeartbeat).values(worker_id=worker_id, seen_at=at))
+
     def prune_events(self, older_than: timedelta = EVENT_RETENTION) -> int:
-        """Forget event ids claimed before `older_than` ago; return how many."""
+        """Forget event ids claimed before `older_than` ago (and workers not seen since);
+        return how many event ids."""
         cutoff = utcnow() - older_than
         with self.engine.begin() as conn:
             result = conn.execute(delete(ProcessedEvent).where(
                 ProcessedEvent.claimed_at < cutoff))
+            conn.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < cutoff))
         return int(result.rowcount)
 
     # --- reload generation --------------------------------------------------------------
@@ -309,6 +406,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _generation_in(conn: Connection) -> int:

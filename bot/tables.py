@@ -4,7 +4,9 @@ The schema itself is created and changed by the Alembic migrations in
 `bot/migrations/versions/`; these classes must describe the state the newest
 migration leaves behind (a test compares the two). No Slack imports.
 
-    processed_events   Events API ids some worker took on (dedupe across workers)
+    processed_events   Events API ids some worker took on (dedupe across workers), with
+                       the event while it is being answered (see `bot.takeover`)
+    worker_heartbeats  when each worker process was last seen alive
     catalogue_state    one row: the reload generation every worker polls
     questions          every need asked, with the decision and what followed
     feedback           Helpful / Not what I need clicks, tied to the question they rate
@@ -21,9 +23,11 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -32,6 +36,8 @@ ID_LENGTH = 64
 OFFERING_ID_LENGTH = 200
 # HMAC-SHA256 as hex.
 USER_HASH_LENGTH = 64
+# host:pid:nonce; host names are cut to 100 characters by `bot.takeover`.
+WORKER_ID_LENGTH = 200
 # SQLite only gives an INTEGER PRIMARY KEY its auto-increment when it is exactly INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -44,14 +50,47 @@ class Base(DeclarativeBase):
     """Every table of Concierge's database is a subclass of this."""
 
 
+# Claimed and not yet answered, with an event to replay: the few rows the takeover sweep
+# reads every few seconds. A partial index keeps that read small however many answered
+# claims the day has piled up. Both backends accept the same predicate.
+PENDING_PREDICATE = "answered_at IS NULL AND body IS NOT NULL"
+
+
 class ProcessedEvent(Base):
-    """An Events API event id some worker has taken on; its primary key is the lock."""
+    """An Events API event id some worker has taken on; its primary key is the lock.
+
+    While the event is being answered the row also holds the event itself and the worker
+    that owns it, so that another worker can answer it if the owner dies (`bot.takeover`).
+    """
 
     __tablename__ = "processed_events"
+    __table_args__ = (
+        Index("ix_processed_events_pending", "claimed_at",
+              sqlite_where=text(PENDING_PREDICATE), postgresql_where=text(PENDING_PREDICATE)),
+    )
 
     event_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  index=True)
+    """When the first delivery was claimed; a takeover keeps it, so age counts from Slack."""
+    body: Mapped[str | None] = mapped_column(Text)
+    """The event callback as JSON, minus its verification token; cleared once answered (it
+    names the Slack user) and at the latest when the claim is too old to take over."""
+    owner: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH))
+    """The worker answering it (host:pid:nonce); None for claims made before revision 0002."""
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a listener finished with it, whether or not it replied."""
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    """How often a live worker took it over from a dead one (bounded, see `bot.takeover`)."""
+
+
+class WorkerHeartbeat(Base):
+    """The last time a worker process proved it was alive (written every few seconds)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(WORKER_ID_LENGTH), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CatalogueState(Base):

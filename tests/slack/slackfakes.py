@@ -1,8 +1,9 @@
 """Real-HTTP stand-ins for Slack: a fake Web API server and a client that signs like Slack.
 
 The fake Web API is a stdlib HTTP server on 127.0.0.1 that records every call
-(`/api/<method>` and `/response/<id>` for response_url posts) and can answer
-HTTP 429 with `Retry-After` a given number of times. `SlackSender` posts to the
+(`/api/<method>` and `/response/<id>` for response_url posts), can answer
+HTTP 429 with `Retry-After` a given number of times, and can hold a call until
+the test has done something to its caller (such as killing it). `SlackSender` posts to the
 app the way Slack does: `v0:timestamp:body` signed with HMAC-SHA256.
 """
 
@@ -32,6 +33,15 @@ WAIT_SECONDS = 20.0
 
 
 @dataclass
+class Hold:
+    """A call the fake Web API keeps waiting: `arrived` is set when it comes in; after
+    `release` is set it is dropped unanswered and unrecorded (its caller is presumed dead)."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Call:
     """One request the fake Web API received."""
 
@@ -48,6 +58,7 @@ class FakeSlackAPI:
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._rate_limits: dict[str, int] = {}
+        self._holds: dict[tuple[str, str], Hold] = {}
         self._ts = itertools.count(1)
         self.usergroups: dict[str, list[str]] = {}
         """Usergroup id → member ids, for `usergroups.users.list`."""
@@ -84,6 +95,13 @@ class FakeSlackAPI:
     def response_url(self, name: str = "1") -> str:
         return f"{self.url}/response/{name}"
 
+    def hold(self, method: str, channel: str) -> Hold:
+        """Hold the next call of `method` for `channel` (see `Hold`)."""
+        hold = Hold()
+        with self._lock:
+            self._holds[(method, channel)] = hold
+        return hold
+
     def rate_limit(self, method: str, times: int = 1) -> None:
         """Answer the next `times` calls of `method` with 429 and `Retry-After: 1`."""
         with self._lock:
@@ -103,9 +121,15 @@ class FakeSlackAPI:
             return
         method = path.removeprefix("/api/")
         with self._lock:
+            hold = self._holds.pop((method, str(params.get("channel"))), None)
             limited = self._rate_limits.get(method, 0)
-            if limited:
+            if limited and hold is None:
                 self._rate_limits[method] = limited - 1
+        if hold is not None:
+            hold.arrived.set()
+            hold.release.wait(WAIT_SECONDS)
+            request.close_connection = True
+            return
         if limited:
             self._record(Call(method, params, 429, headers))
             self._reply(request, 429, json.dumps({"ok": False, "error": "ratelimited"}).encode(),

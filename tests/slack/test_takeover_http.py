@@ -1,0 +1,298 @@
+"""Claimed, not yet answered, end to end: an event acknowledged by a worker that died before
+replying is answered by a live worker through the real Bolt app, once.
+
+In process (real Bolt app over real HTTP, one listener thread as in `conftest.running_app`):
+an orphaned claim is replayed and answered, Slack's redelivery of it is dropped, and every
+listener outcome (answered, ignored, unknown type) marks its event finished.
+As processes: two `concierge serve` hosts on one database (SQLite file or PostgreSQL); the
+Web API holds the first host's `chat.postMessage`, the test SIGKILLs that worker between
+its ack and its reply, and the other host answers the event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import make_server
+
+import pytest
+from conftest import ANSWER_LAPTOP, _QuietHandler, _ThreadingWSGIServer, slack_env
+from dbfixtures import db_url, postgres_url, sqlite_url
+from slackfakes import BOT_USER_ID, WAIT_SECONDS, FakeSlackAPI, SlackSender, all_text
+from sqlalchemy import create_engine, select
+from test_serve_process import SERVE, free_port, process_env, wait_healthy
+
+from bot.recorder import BestEffort
+from bot.slack_app import (
+    DUPLICATE_HEADER,
+    Runtime,
+    SlackConfig,
+    build_runtime,
+    create_app,
+    make_client,
+    replay_into,
+    wsgi_app,
+)
+from bot.store import Store
+from bot.tables import ProcessedEvent, utcnow
+from bot.takeover import Deliveries, Replay, TakeoverSettings
+
+__all__ = ["db_url", "postgres_url", "sqlite_url"]
+
+STALE_AFTER = 20.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Served:
+    slack: SlackSender
+    fake: FakeSlackAPI
+    runtime: Runtime
+    replay: Replay
+    clock: FakeClock
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.guard.store
+
+    def sentinel(self, channel: str = "D0SENTINEL") -> None:
+        """A DM and its answer: with one listener thread, every earlier event is done."""
+        assert self.slack.dm(ANSWER_LAPTOP, channel=channel).status == 200
+        self.fake.wait_for("chat.postMessage", lambda c: c.params.get("channel") == channel)
+
+    def ready_to_sweep(self) -> None:
+        """This worker's heartbeats have held for the takeover time (without waiting it)."""
+        assert self.runtime.deliveries.beat()
+        self.clock.now += STALE_AFTER
+
+
+@pytest.fixture
+def served(fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path) -> Iterator[Served]:
+    config = SlackConfig.from_env(slack_env(fake_slack, catalogue_dir, tmp_path / "data"))
+    client = make_client(config)
+    runtime = build_runtime(config, client)
+    clock = FakeClock()
+    runtime = replace(runtime, deliveries=Deliveries(
+        runtime.guard, TakeoverSettings(stale_after=STALE_AFTER), clock=clock))
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
+    app = create_app(config, client=client, runtime=runtime, listener_executor=executor)
+    server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+    yield Served(SlackSender(url, fake_slack), fake_slack, runtime, replay_into(app), clock)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+    executor.shutdown(wait=True)
+    runtime.guard.store.close()
+
+
+def claim_row(store: Store, event_id: str) -> Any:
+    with store.engine.connect() as conn:
+        return conn.execute(select(ProcessedEvent).where(
+            ProcessedEvent.event_id == event_id)).one_or_none()
+
+
+def dm_body(event_id: str, channel: str, ts: str) -> dict[str, Any]:
+    return {"type": "event_callback", "event_id": event_id, "team_id": "T0TEAM",
+            "api_app_id": "A0APP", "event_time": int(time.time()),
+            "authorizations": [{"team_id": "T0TEAM", "user_id": BOT_USER_ID, "is_bot": True}],
+            "event": {"type": "message", "channel_type": "im", "channel": channel,
+                      "user": "U0ALICE", "text": ANSWER_LAPTOP, "ts": ts}}
+
+
+def test_a_dead_workers_event_is_answered_here_once(served: Served) -> None:
+    body = dm_body("Ev0ORPHAN", "D0ORPHAN", "1700000000.000500")
+    # Claimed a minute ago by a worker that has not been heard of since.
+    assert served.store.claim_event("Ev0ORPHAN", body=json.dumps(body), owner="gone:41:dead",
+                                    at=utcnow() - timedelta(seconds=60))
+    served.ready_to_sweep()
+    assert served.runtime.deliveries.tick(served.replay) == ["Ev0ORPHAN"]
+    [answer] = served.fake.wait_for("chat.postMessage",
+                                    lambda c: c.params.get("channel") == "D0ORPHAN")
+    assert "Standard laptop" in answer.params["text"]
+    assert "Standard laptop" in all_text(answer.params["blocks"])
+
+    # Slack's own redelivery of it (had the dead worker not acked) is a duplicate now.
+    again = served.slack.event(body["event"], event_id="Ev0ORPHAN", retry_num=1)
+    assert (again.status, again.headers.get(DUPLICATE_HEADER.lower())) == (200, "Ev0ORPHAN")
+    assert served.runtime.deliveries.tick(served.replay) == []
+    served.sentinel()
+    assert len(served.fake.calls_to("chat.postMessage", ok_only=False)) == 2  # + sentinel
+    row = claim_row(served.store, "Ev0ORPHAN")
+    assert (row.owner, row.takeovers, row.body) == (served.runtime.deliveries.worker_id, 1,
+                                                    None)
+    assert row.answered_at is not None
+
+
+def test_every_listener_outcome_marks_its_event_finished(served: Served) -> None:
+    slack = served.slack
+    sent = {
+        "Ev0ANSWERED": {"type": "message", "channel_type": "im", "channel": "D0ASK",
+                        "user": "U0ALICE", "text": ANSWER_LAPTOP, "ts": "1700000000.000601"},
+        "Ev0OTHERBOT": {"type": "message", "channel_type": "im", "channel": "D0ASK",
+                        "user": "U0OTHERBOT", "bot_id": "B0OTHER", "text": "hello",
+                        "ts": "1700000000.000602"},
+        "Ev0EDIT": {"type": "message", "subtype": "message_changed", "channel": "D0ASK",
+                    "channel_type": "im", "ts": "1700000000.000603",
+                    "message": {"user": "U0ALICE", "text": "x", "ts": "1700000000.000601"}},
+        "Ev0UNKNOWN": {"type": "reaction_added", "user": "U0ALICE", "reaction": "tada",
+                       "item": {"type": "message", "channel": "D0ASK",
+                                "ts": "1700000000.000601"}},
+        # Bolt drops the bot's own messages before any middleware of ours: never claimed.
+        "Ev0SELF": {"type": "message", "channel_type": "im", "channel": "D0ASK",
+                    "user": BOT_USER_ID, "text": "an answer", "ts": "1700000000.000604"},
+    }
+    for event_id, event in sent.items():
+        assert slack.event(event, event_id=event_id).status == 200
+    served.sentinel()
+    for event_id in ("Ev0ANSWERED", "Ev0OTHERBOT", "Ev0EDIT", "Ev0UNKNOWN"):
+        row = claim_row(served.store, event_id)
+        assert row.owner == served.runtime.deliveries.worker_id, event_id
+        assert row.answered_at is not None and row.body is None, event_id
+    assert claim_row(served.store, "Ev0SELF") is None
+    assert [c.params["channel"] for c in served.fake.calls_to("chat.postMessage")] == [
+        "D0ASK", "D0SENTINEL"]
+
+
+def test_with_the_database_down_events_are_answered_and_marked_later(
+        fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path) -> None:
+    # Nothing listens on port 1: every connection is refused at once.
+    env = slack_env(fake_slack, catalogue_dir, tmp_path / "data")
+    env["DATABASE_URL"] = "postgresql://concierge@127.0.0.1:1/concierge"
+    config = SlackConfig.from_env(env)
+    store = Store(config.database_url, migrate=False)
+    runtime = build_runtime(config, make_client(config), store=store)
+    runtime = replace(runtime, guard=BestEffort(store, schema_ready=False))
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
+    app = create_app(config, runtime=runtime, listener_executor=executor)
+    server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        slack = SlackSender(f"http://127.0.0.1:{server.server_address[1]}/slack/events",
+                            fake_slack)
+        for n in range(2):
+            assert slack.dm(ANSWER_LAPTOP, channel=f"D0DOWN{n}").status == 200
+        fake_slack.wait_for("chat.postMessage", lambda c: c.params.get("channel") == "D0DOWN1")
+        executor.shutdown(wait=True)  # both listeners, and their completion hooks, are done
+        assert runtime.deliveries.pending_marks == 2
+        assert runtime.deliveries.tick(replay_into(app)) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        store.close()
+
+
+# --- two processes: a worker killed between its ack and its reply ---------------------------
+
+
+@dataclass
+class Host:
+    slack: SlackSender
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture
+def two_hosts(db_url: str, fake_slack: FakeSlackAPI, catalogue_dir: Path,
+              tmp_path: Path) -> Iterator[tuple[Host, Host]]:
+    hosts: list[Host] = []
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            env = process_env(fake_slack, catalogue_dir, tmp_path / f"data-{name}",
+                              PORT=str(port), WEB_CONCURRENCY="1")
+            env |= {"DATABASE_URL": db_url, "CONCIERGE_TAKEOVER_AFTER": "2"}
+            log = tmp_path / f"serve-{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(SERVE, env=env, stdout=out,
+                                           stderr=subprocess.STDOUT)
+            hosts.append(Host(SlackSender(f"http://127.0.0.1:{port}/slack/events", fake_slack),
+                              process, log))
+        for host in hosts:
+            wait_healthy(host.slack.url.removesuffix("/slack/events"), host.process, host.log)
+        yield hosts[0], hosts[1]
+    finally:
+        for host in hosts:
+            host.process.send_signal(signal.SIGTERM)
+        for host in hosts:
+            try:
+                host.process.wait(timeout=WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                host.process.kill()
+                host.process.wait()
+
+
+def eventually(check: Callable[[], Any], what: str) -> Any:
+    """Poll `check` until it returns something truthy; fail after WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {WAIT_SECONDS}s")
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_between_ack_and_reply_is_answered_by_another(
+        two_hosts: tuple[Host, Host], fake_slack: FakeSlackAPI, db_url: str) -> None:
+    a, b = two_hosts
+    held = fake_slack.hold("chat.postMessage", "D0KILLED")
+    event = {"type": "message", "channel_type": "im", "channel": "D0KILLED", "user": "U0ALICE",
+             "text": ANSWER_LAPTOP, "ts": "1700000000.000700"}
+    reply = a.slack.event(event, event_id="Ev0KILLED")
+    assert reply.status == 200 and DUPLICATE_HEADER.lower() not in reply.headers
+    # Acknowledged; the answer is on its way to the Web API, which holds it there.
+    assert held.arrived.wait(WAIT_SECONDS), a.log.read_text()
+
+    engine = create_engine(db_url)
+    try:
+        def claim() -> Any:
+            with engine.connect() as conn:
+                return conn.execute(select(ProcessedEvent).where(
+                    ProcessedEvent.event_id == "Ev0KILLED")).one()
+
+        owner = claim().owner
+        pid = int(owner.rsplit(":", 2)[1])
+        children = Path(f"/proc/{a.process.pid}/task/{a.process.pid}/children").read_text()
+        assert str(pid) in children.split()  # host a's gunicorn worker, as sent
+        os.kill(pid, signal.SIGKILL)
+        held.release.set()  # the dead worker's request goes unanswered and unrecorded
+
+        [answer] = fake_slack.wait_for("chat.postMessage",
+                                       lambda c: c.params.get("channel") == "D0KILLED")
+        assert "Standard laptop" in answer.params["text"]
+        answered = eventually(lambda: (row := claim()).answered_at is not None and row,
+                              "the taken-over event marked answered")
+        assert answered.owner != owner and answered.takeovers == 1 and answered.body is None
+        # Answered events are never taken over again: this stays the only reply.
+        assert len(fake_slack.calls_to("chat.postMessage", ok_only=False)) == 1
+    finally:
+        engine.dispose()
+    logs = a.log.read_text() + b.log.read_text()
+    assert f"taking over event Ev0KILLED from silent worker {owner}" in logs
