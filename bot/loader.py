@@ -5,13 +5,21 @@ line of every key, the safe constructor turns it into plain data (an unknown tag
 such as `!!python/object` is an error, never executed), the shipped JSON Schema
 validates it, and cross-file rules (unique ids, references) run last. Only
 offerings without errors become `Offering` values; raw dicts stop here.
+
+Parsing and validating are most of the time a large catalogue takes to load, so a file
+that passed both is remembered in the app's cache directory under a digest of its bytes
+(`bot.catalog_cache`): next time the same bytes skip straight to the cross-file rules,
+which always run. A file with any problem is never remembered, so its problems are found
+and reported again on every load, and an edited file has a new digest.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +33,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from bot import catalog_cache
+from bot.catalog_cache import DiskCache
 from bot.errors import KnowledgeError
 from bot.models import (
     Catalog,
@@ -37,6 +47,7 @@ from bot.models import (
     Severity,
     SourceRef,
 )
+from bot.settings import cache_dir
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 2_000_000
@@ -53,6 +64,8 @@ class LoadReport:
     catalog: Catalog | None
     problems: tuple[Problem, ...]
     files: int
+    cached_files: int = 0
+    """Files taken from the cache of validated files (unchanged since they last passed)."""
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -107,16 +120,20 @@ def _offering_fields() -> tuple[str, ...]:
     return tuple(_schema()["$defs"]["offering"]["properties"])
 
 
-def load_catalog(root: str | os.PathLike[str]) -> Catalog:
+def load_catalog(root: str | os.PathLike[str], *, cache: bool = True) -> Catalog:
     """Load and validate; raise `KnowledgeError` carrying every problem if any is an error."""
-    report = check_knowledge(root)
+    report = check_knowledge(root, cache=cache)
     if report.catalog is None:
         raise KnowledgeError(report.problems)
     return report.catalog
 
 
-def check_knowledge(root: str | os.PathLike[str]) -> LoadReport:
-    """Validate a knowledge directory and build the catalogue if it has no errors."""
+def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True) -> LoadReport:
+    """Validate a knowledge directory and build the catalogue if it has no errors.
+
+    With `cache`, files unchanged since they last passed are taken from the cache of
+    validated files instead of being parsed and validated again.
+    """
     base = Path(root)
     problems: list[Problem] = []
     if not base.is_dir():
@@ -124,16 +141,21 @@ def check_knowledge(root: str | os.PathLike[str]) -> LoadReport:
         problem = Problem(str(base), 0, "knowledge", f"the knowledge directory {what}")
         return LoadReport(None, (problem,), 0)
     files = list(knowledge_files(base, problems))
+    validated = _ValidatedFiles.open(base) if cache else None
     raw: list[_RawOffering] = []
     for path in files:
-        raw.extend(_read_file(path, problems))
+        raw.extend(_read_file(path, problems, validated))
+    if validated is not None:
+        validated.save()
     if not files and not problems:
         problems.append(Problem(str(base), 0, "knowledge", "no *.yaml or *.yml files found"))
     offerings = _cross_check(raw, problems)
     problems.sort(key=lambda p: (p.path, p.line, p.severity != Severity.ERROR))
+    hits = validated.hits if validated is not None else 0
     if any(p.is_error for p in problems):
-        return LoadReport(None, tuple(problems), len(files))
-    return LoadReport(Catalog(tuple(offerings), root=str(base)), tuple(problems), len(files))
+        return LoadReport(None, tuple(problems), len(files), hits)
+    return LoadReport(Catalog(tuple(offerings), root=str(base)), tuple(problems), len(files),
+                      hits)
 
 
 def knowledge_files(base: Path, problems: list[Problem]) -> Iterator[Path]:
@@ -163,7 +185,65 @@ class _RawOffering:
     lines: dict[JsonPath, int]
 
 
-def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
+# What the cross-file rules look up in an offering's line index (`_cross_check`); only
+# these lines are kept past validation, which keeps cached files small and quick to read.
+_CROSS_CHECKED = frozenset({"id", "includes", "replaced_by", "lifecycle"})
+
+# A validated file as cached: per offering, its data, first line and cross-checked lines.
+_CachedFile = tuple[tuple[dict[str, Any], int, dict[JsonPath, int]], ...]
+
+
+class _ValidatedFiles:
+    """The files of one knowledge directory that passed parsing and validation, by the
+    SHA-256 of their bytes, as remembered from the last load and as found by this one."""
+
+    def __init__(self, disk: DiskCache, key: str) -> None:
+        self._disk = disk
+        self._key = key
+        stored = disk.read(key)
+        self._before: dict[str, _CachedFile] = stored if isinstance(stored, dict) else {}
+        self._now: dict[str, _CachedFile] = {}
+        self.hits = 0
+
+    @classmethod
+    def open(cls, base: Path) -> _ValidatedFiles:
+        # One cache file per knowledge directory: it holds exactly that directory's files as
+        # of the last load, so entries of edited or deleted files drop out when it is saved.
+        key = hashlib.sha256(str(base.resolve()).encode()).hexdigest()[:24]
+        return cls(DiskCache(cache_dir(), "knowledge", _cache_version()), key)
+
+    def get(self, digest: str) -> _CachedFile | None:
+        found = self._before.get(digest)
+        if found is not None:
+            self._now[digest] = found
+            self.hits += 1
+        return found
+
+    def put(self, digest: str, offerings: Sequence[_RawOffering]) -> None:
+        self._now[digest] = tuple((r.data, r.line, r.lines) for r in offerings)
+
+    def save(self) -> None:
+        if self._now.keys() != self._before.keys():
+            self._disk.write(self._key, self._now)
+
+
+def _cache_version() -> str:
+    # Read at every load, not once: the limits are part of what a file passed.
+    return f"{_static_cache_version()}:{MAX_FILE_BYTES}:{MAX_NODES}"
+
+
+@cache
+def _static_cache_version() -> str:
+    # Whatever decides whether a file passes and what it yields: this module's code, the
+    # schema, the YAML and JSON Schema libraries, and the Python that runs them.
+    return catalog_cache.code_version(
+        sys.modules[__name__], schema_path(), sys.version,
+        catalog_cache.package_version("pyyaml"), catalog_cache.package_version("jsonschema"),
+        "libyaml" if _SAFE_LOADER is not yaml.SafeLoader else "pure-python")
+
+
+def _read_file(path: Path, problems: list[Problem],
+               validated: _ValidatedFiles | None = None) -> list[_RawOffering]:
     where = str(path)
     try:
         size = path.stat().st_size
@@ -175,6 +255,20 @@ def _read_file(path: Path, problems: list[Problem]) -> list[_RawOffering]:
     except OSError as exc:
         problems.append(Problem(where, 0, "file", f"cannot read file: {exc.strerror or exc}"))
         return []
+    if validated is None:
+        return _read_blob(blob, where, problems)
+    digest = hashlib.sha256(blob).hexdigest()
+    known = validated.get(digest)
+    if known is not None:
+        return [_RawOffering(data, where, line, lines) for data, line, lines in known]
+    before = len(problems)
+    found = _read_blob(blob, where, problems)
+    if len(problems) == before:  # warnings too: they must be reported again next time
+        validated.put(digest, found)
+    return found
+
+
+def _read_blob(blob: bytes, where: str, problems: list[Problem]) -> list[_RawOffering]:
     try:
         text = blob.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -312,7 +406,8 @@ def _validate_offering(item: Any, lines: dict[JsonPath, int], where: str,
     item = {str(k): v for k, v in item.items()}
     errors = sorted(_offering_validator().iter_errors(item), key=lambda e: list(e.path).__str__())
     if not errors:
-        return [_RawOffering(item, where, start, lines)]
+        checked = {at: n for at, n in lines.items() if not at or at[0] in _CROSS_CHECKED}
+        return [_RawOffering(item, where, start, checked)]
     found: dict[Problem, None] = {}
     for error in errors:
         found.update(dict.fromkeys(_explain(error, item, lines, where)))
