@@ -6,8 +6,11 @@ explains the match) and against the offering as a whole (all its text in one
 weighted vector: robust when a question mixes words from several needs).
 
 The index is inverted (term → postings as numpy arrays) so scoring touches only
-the examples that share a term with the question; that keeps a 10,000-offering
-catalogue fast without a second library.
+the examples that share a term with the question, and each offering's best example
+is taken over those postings alone: no per-question pass over every example. Typo
+correction compares a misspelt word only with catalogue words that share enough
+letter pairs with it to be that close. Both keep a question's cost growing with what
+it touches rather than with the catalogue.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -120,65 +125,157 @@ def offering_texts(offering: Offering) -> Iterable[tuple[str, str]]:
         yield "description", offering.description
 
 
-class LexicalIndex:
-    """TF-IDF inverted index over a catalogue's examples and offerings."""
+@dataclass(frozen=True, slots=True)
+class Postings:
+    """An inverted index as compressed rows: each term's ids and weights are one slice of
+    two flat arrays, so a lookup costs two views and the index pickles as a few arrays."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.examples: list[Example] = []
-        example_terms: list[Counter[str]] = []
-        offering_terms: list[dict[str, float]] = []
-        surface: dict[str, str] = {}
-        for k, offering in enumerate(catalog.offerings):
-            whole: dict[str, float] = defaultdict(float)
-            for field, text in offering_texts(offering):
-                words = content_words(text)
-                stems = [stem(w) for w in words]
-                for w, s in zip(words, stems, strict=True):
-                    surface.setdefault(w, s)
-                weight = FIELD_WEIGHTS[field]
-                for s in set(stems):
-                    whole[s] = max(whole[s], weight)
-                if field in EXAMPLE_FIELDS and stems:
-                    self.examples.append(Example(k, field, text))
-                    example_terms.append(Counter(stems))
-            offering_terms.append(whole)
-        n = max(len(offering_terms), 1)
-        df: Counter[str] = Counter()
-        for whole in offering_terms:
-            df.update(whole.keys())
-        # Smoothed IDF over offerings: a word shared by every offering still counts a little.
-        self.idf: dict[str, float] = {t: math.log(1 + n / c) for t, c in df.items()}
-        self.max_idf = math.log(1 + n)
-        self._surface = surface
-        self._surface_words = list(surface)
-        self._spans = ExampleSpans.of(
-            np.array([e.offering for e in self.examples], dtype=np.int64),
-            len(catalog.offerings))
-        self._example_postings = self._postings(
-            [self._vector(c) for c in example_terms])
-        self._offering_postings = self._postings(
-            [self._vector(c) for c in offering_terms])
-        self._n_offerings = len(catalog.offerings)
+    rows: dict[str, tuple[int, int]]
+    ids: IntArray
+    weights: FloatArray
 
-    def _vector(self, counts: Mapping[str, float]) -> dict[str, float]:
-        """Sublinear TF times IDF, L2-normalised; fractional counts (field weights,
-        corrected typos) scale linearly below one."""
-        vec = {t: (1 + math.log(c)) * self.idf[t] if c >= 1 else c * self.idf[t]
-               for t, c in counts.items()}
-        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-        return {t: v / norm for t, v in vec.items()}
-
-    @staticmethod
-    def _postings(vectors: Sequence[dict[str, float]]) -> dict[str, tuple[IntArray, FloatArray]]:
+    @classmethod
+    def of(cls, vectors: Sequence[Mapping[str, float]]) -> Postings:
+        """Postings of `vectors` (id = position), terms in order of first appearance."""
         ids: dict[str, list[int]] = defaultdict(list)
         weights: dict[str, list[float]] = defaultdict(list)
         for i, vec in enumerate(vectors):
             for t, w in vec.items():
                 ids[t].append(i)
                 weights[t].append(w)
-        return {t: (np.array(ids[t], dtype=np.int64), np.array(weights[t], dtype=np.float64))
-                for t in ids}
+        rows: dict[str, tuple[int, int]] = {}
+        end = 0
+        for t, row in ids.items():
+            rows[t] = (end, end + len(row))
+            end += len(row)
+        return cls(rows,
+                   np.fromiter(chain.from_iterable(ids.values()), dtype=np.int64, count=end),
+                   np.fromiter(chain.from_iterable(weights.values()), dtype=np.float64,
+                               count=end))
+
+    def get(self, term: str) -> slice | None:
+        """Where `term`'s postings sit in `ids` and `weights`; None for an unknown term."""
+        row = self.rows.get(term)
+        return slice(*row) if row is not None else None
+
+
+def _letter_pairs(word: str) -> Counter[str]:
+    return Counter(word[i:i + 2] for i in range(len(word) - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The catalogue's words, searchable for the one closest to a misspelling."""
+
+    words: tuple[str, ...]
+    lengths: IntArray
+    pairs: Postings
+    """Letter pairs (bigrams) → the words holding them, weighted by how often."""
+
+    @classmethod
+    def of(cls, words: Sequence[str]) -> Vocabulary:
+        return cls(tuple(words), np.array([len(w) for w in words], dtype=np.int64),
+                   Postings.of([_letter_pairs(w) for w in words]))
+
+    def closest(self, word: str, limit: int) -> tuple[str, int] | None:
+        """The word at the smallest Levenshtein distance from `word`, at most `limit`, and
+        that distance; the first in catalogue order on a tie.
+
+        The same answer as rapidfuzz's `extractOne` over every word, which costs time in
+        proportion to the vocabulary; here only the words that can be that close are
+        compared. Words within `k` edits of each other share at least
+        `max(len) - 1 - 2k` letter pairs, counted with repeats (each edit breaks at most
+        two pairs: the q-gram lemma), and differ in length by at most `k`.
+        """
+        counts = np.zeros(len(self.words))
+        for pair, n in _letter_pairs(word).items():
+            at = self.pairs.get(pair)
+            if at is not None:
+                counts[self.pairs.ids[at]] += np.minimum(self.pairs.weights[at], n)
+        need = np.maximum(self.lengths, len(word)) - 1 - 2 * limit
+        near = np.flatnonzero((counts >= need) & (np.abs(self.lengths - len(word)) <= limit))
+        if not near.size:
+            return None
+        best = process.extractOne(word, [self.words[i] for i in near],
+                                  scorer=Levenshtein.distance, score_cutoff=limit)
+        return (best[0], int(best[1])) if best is not None else None
+
+
+class Examples(Sequence[Example]):
+    """The examples of an index, made on demand from the catalogue: the index keeps only
+    where each one's text is (offering, field, position), not 100,000 objects."""
+
+    def __init__(self, catalog: Catalog, owners: IntArray, fields: IntArray,
+                 positions: IntArray) -> None:
+        self._offerings = catalog.offerings
+        self.owners = owners
+        self._fields = fields
+        self._positions = positions
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    @overload
+    def __getitem__(self, j: int) -> Example: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> Sequence[Example]: ...
+
+    def __getitem__(self, j: int | slice) -> Example | Sequence[Example]:
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        k = int(self.owners[j])
+        field = EXAMPLE_FIELDS[int(self._fields[j])]
+        return Example(k, field, example_texts(self._offerings[k], field)[int(self._positions[j])])
+
+
+def example_texts(offering: Offering, field: str) -> tuple[str, ...]:
+    """The texts of one example field of an offering."""
+    if field == "needs":
+        return offering.needs
+    if field == "keywords":
+        return offering.keywords
+    return (offering.name,) if field == "name" else (offering.summary,)
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """Everything an index computes from its catalogue."""
+
+    idf: dict[str, float]
+    surface: dict[str, str]
+    """Each catalogue word → its stem."""
+    vocabulary: Vocabulary
+    example_owners: IntArray
+    example_fields: IntArray
+    example_positions: IntArray
+    example_postings: Postings
+    posting_owners: IntArray
+    """The offering of each example posting (aligned with `example_postings.ids`)."""
+    offering_postings: Postings
+
+
+class LexicalIndex:
+    """TF-IDF inverted index over a catalogue's examples and offerings."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._n_offerings = len(catalog.offerings)
+        n = max(self._n_offerings, 1)
+        self.max_idf = math.log(1 + n)
+        built = _build(catalog)
+        self.idf = built.idf
+        self._surface = built.surface
+        self._vocabulary = built.vocabulary
+        self.examples: Sequence[Example] = Examples(
+            catalog, built.example_owners, built.example_fields, built.example_positions)
+        self._spans = ExampleSpans.of(built.example_owners, self._n_offerings)
+        self._example_postings = built.example_postings
+        self._posting_owners = built.posting_owners
+        self._offering_postings = built.offering_postings
+
+    def _vector(self, counts: Mapping[str, float]) -> dict[str, float]:
+        return _tf_idf(counts, self.idf)
 
     def analyse(self, query: str, *,
                 is_word: Callable[[str], bool] | None = None) -> QueryTerms:
@@ -212,11 +309,10 @@ class LexicalIndex:
 
     def _correct(self, word: str) -> list[tuple[str, float]]:
         """A misspelt word → the closest catalogue word; a compound → its known parts."""
-        if len(word) < 4 or word.isdigit() or not self._surface_words:
+        if len(word) < 4 or word.isdigit() or not self._vocabulary.words:
             return []
         limit = 1 if len(word) <= 5 else 2
-        best = process.extractOne(word, self._surface_words, scorer=Levenshtein.distance,
-                                  score_cutoff=limit)
+        best = self._vocabulary.closest(word, limit)
         if best is not None and best[0] not in STOP_WORDS:
             return [(best[0], 0.8 if best[1] == 1 else 0.6)]
         if len(word) >= 8:
@@ -230,12 +326,87 @@ class LexicalIndex:
         q = self.analyse(query) if isinstance(query, str) else query
         ex_scores = np.zeros(len(self.examples))
         off_scores = np.zeros(self._n_offerings)
+        examples, offerings = self._example_postings, self._offering_postings
+        touched: list[slice] = []
         for t, w in q.weights.items():
-            hit = self._example_postings.get(t)
-            if hit is not None:
-                ex_scores[hit[0]] += w * hit[1]
-            hit = self._offering_postings.get(t)
-            if hit is not None:
-                off_scores[hit[0]] += w * hit[1]
-        return LexicalScores(self._spans.best_per_offering(ex_scores), np.clip(off_scores, 0, 1),
+            at = examples.get(t)
+            if at is not None:
+                ex_scores[examples.ids[at]] += w * examples.weights[at]
+                touched.append(at)
+            at = offerings.get(t)
+            if at is not None:
+                off_scores[offerings.ids[at]] += w * offerings.weights[at]
+        return LexicalScores(self._nearest(ex_scores, touched), np.clip(off_scores, 0, 1),
                              q, ex_scores, self._spans)
+
+    def _nearest(self, ex_scores: FloatArray, touched: Sequence[slice]) -> FloatArray:
+        """Each offering's best example score, over the examples the question touched only.
+        The same numbers as a segment maximum over every example (`best_per_offering`):
+        scores are never negative, so an untouched example (0) is never the only maximum;
+        but that pass grows with the catalogue, and common words touch a small part of it."""
+        best = np.zeros(self._n_offerings)
+        if touched:
+            ids = np.concatenate([self._example_postings.ids[at] for at in touched])
+            owners = np.concatenate([self._posting_owners[at] for at in touched])
+            np.maximum.at(best, owners, ex_scores[ids])
+        return best
+
+
+def _tf_idf(counts: Mapping[str, float], idf: Mapping[str, float]) -> dict[str, float]:
+    """Sublinear TF times IDF, L2-normalised; fractional counts (field weights, corrected
+    typos) scale linearly below one."""
+    vec = {t: (1 + math.log(c)) * idf[t] if c >= 1 else c * idf[t]
+           for t, c in counts.items()}
+    norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+    return {t: v / norm for t, v in vec.items()}
+
+
+def _build(catalog: Catalog) -> _Built:
+    owners: list[int] = []
+    fields: list[int] = []
+    positions: list[int] = []
+    example_terms: list[Counter[str]] = []
+    offering_terms: list[dict[str, float]] = []
+    surface: dict[str, str] = {}
+    field_code = {f: i for i, f in enumerate(EXAMPLE_FIELDS)}
+    for k, offering in enumerate(catalog.offerings):
+        whole: dict[str, float] = defaultdict(float)
+        position: Counter[str] = Counter()
+        for field, text in offering_texts(offering):
+            words = content_words(text)
+            stems = [stem(w) for w in words]
+            for w, s in zip(words, stems, strict=True):
+                surface.setdefault(w, s)
+            weight = FIELD_WEIGHTS[field]
+            # In order of appearance, not set order: the order of a vector's terms is the order
+            # its norm is summed in, and a set's order changes with each process's hash seed,
+            # which changed scores in the last digit from one run to the next.
+            for s in dict.fromkeys(stems):
+                whole[s] = max(whole[s], weight)
+            if field in field_code and stems:
+                owners.append(k)
+                fields.append(field_code[field])
+                positions.append(position[field])
+                example_terms.append(Counter(stems))
+            position[field] += 1
+        offering_terms.append(whole)
+    n = max(len(offering_terms), 1)
+    df: Counter[str] = Counter()
+    for whole in offering_terms:
+        df.update(whole.keys())
+    # Smoothed IDF over offerings: a word shared by every offering still counts a little.
+    idf = {t: math.log(1 + n / c) for t, c in df.items()}
+    example_owners = np.array(owners, dtype=np.int64)
+    example_postings = Postings.of([_tf_idf(c, idf) for c in example_terms])
+    return _Built(
+        idf=idf,
+        surface=surface,
+        vocabulary=Vocabulary.of(list(surface)),
+        example_owners=example_owners,
+        example_fields=np.array(fields, dtype=np.int64),
+        example_positions=np.array(positions, dtype=np.int64),
+        example_postings=example_postings,
+        posting_owners=example_owners[example_postings.ids],
+        offering_postings=Postings.of([_tf_idf(c, idf) for c in offering_terms]),
+    )
+
