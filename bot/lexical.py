@@ -11,14 +11,20 @@ is taken over those postings alone: no per-question pass over every example. Typ
 correction compares a misspelt word only with catalogue words that share enough
 letter pairs with it to be that close. Both keep a question's cost growing with what
 it touches rather than with the catalogue.
+
+Building the index of a large catalogue takes seconds (tokenising every text), so it
+is kept in the app's cache directory keyed by a digest of the indexed text
+(`bot.catalog_cache`) and read back when the catalogue has not changed.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain
 from typing import overload
 
@@ -27,7 +33,11 @@ from numpy.typing import NDArray
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from bot import catalog_cache
+from bot import text as text_rules
+from bot.catalog_cache import DiskCache
 from bot.models import Catalog, Offering
+from bot.settings import cache_dir
 from bot.text import STOP_WORDS, content_words, stem
 
 FloatArray = NDArray[np.float64]
@@ -44,6 +54,9 @@ FIELD_WEIGHTS: dict[str, float] = {
 }
 # Fields whose text is also an example on its own (nearest-example matching).
 EXAMPLE_FIELDS = ("needs", "keywords", "name", "summary")
+# From how many examples an index is worth caching on disk: below that, building it takes
+# well under a tenth of a second, less than reading it back would save.
+CACHE_MIN_EXAMPLES = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +253,7 @@ def example_texts(offering: Offering, field: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class _Built:
-    """Everything an index computes from its catalogue."""
+    """Everything an index computes from its catalogue (and caches on disk)."""
 
     idf: dict[str, float]
     surface: dict[str, str]
@@ -256,14 +269,18 @@ class _Built:
 
 
 class LexicalIndex:
-    """TF-IDF inverted index over a catalogue's examples and offerings."""
+    """TF-IDF inverted index over a catalogue's examples and offerings.
 
-    def __init__(self, catalog: Catalog) -> None:
+    `cache`: read and write the built index in the app's cache directory; by default only
+    for catalogues with at least `CACHE_MIN_EXAMPLES` examples.
+    """
+
+    def __init__(self, catalog: Catalog, *, cache: bool | None = None) -> None:
         self.catalog = catalog
         self._n_offerings = len(catalog.offerings)
         n = max(self._n_offerings, 1)
         self.max_idf = math.log(1 + n)
-        built = _build(catalog)
+        built = _load_or_build(catalog, cache)
         self.idf = built.idf
         self._surface = built.surface
         self._vocabulary = built.vocabulary
@@ -380,7 +397,7 @@ def _build(catalog: Catalog) -> _Built:
             weight = FIELD_WEIGHTS[field]
             # In order of appearance, not set order: the order of a vector's terms is the order
             # its norm is summed in, and a set's order changes with each process's hash seed,
-            # which changed scores in the last digit from one run to the next.
+            # which changed scores in the last digit from run to run (and cached vs built).
             for s in dict.fromkeys(stems):
                 whole[s] = max(whole[s], weight)
             if field in field_code and stems:
@@ -410,3 +427,35 @@ def _build(catalog: Catalog) -> _Built:
         offering_postings=Postings.of([_tf_idf(c, idf) for c in offering_terms]),
     )
 
+
+def _load_or_build(catalog: Catalog, use_cache: bool | None) -> _Built:
+    if use_cache is None:  # about as many examples as the index will have
+        use_cache = sum(len(o.needs) + len(o.keywords) + 2
+                        for o in catalog.offerings) >= CACHE_MIN_EXAMPLES
+    if not use_cache:
+        return _build(catalog)
+    disk = DiskCache(cache_dir(), "lexical", _cache_version(), keep=4)
+    key = _catalog_digest(catalog)
+    stored = disk.read(key)
+    if isinstance(stored, _Built):
+        return stored
+    built = _build(catalog)
+    disk.write(key, built)
+    return built
+
+
+def _catalog_digest(catalog: Catalog) -> str:
+    """A digest of everything the index is built from: each offering's indexed texts, in
+    catalogue order."""
+    return catalog_cache.digest_of(chain.from_iterable(
+        chain((b"\x00",), (f"{field}\x1f{text}".encode() for field, text in offering_texts(o)))
+        for o in catalog.offerings))[:32]
+
+
+@cache
+def _cache_version() -> str:
+    # The index depends on this module, on how text becomes terms, and on the libraries
+    # that stem words and store the arrays.
+    return catalog_cache.code_version(
+        sys.modules[__name__], text_rules, sys.version, catalog_cache.package_version("numpy"),
+        catalog_cache.package_version("snowballstemmer"))

@@ -1,10 +1,15 @@
-"""The lexical index's shortcuts give the numbers of the plain computations they replace."""
+"""The lexical index's shortcuts give the numbers of the plain computations they replace,
+and its on-disk cache gives back the index it stored."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from hypothesis import strategies as st
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from bot import lexical
 from bot.lexical import EXAMPLE_FIELDS, Example, LexicalIndex, Vocabulary, offering_texts
 from bot.loader import load_catalog
 from bot.models import Catalog
@@ -20,6 +26,13 @@ from bot.settings import repo_root
 from bot.text import content_words
 
 SAMPLE = repo_root() / "knowledge"
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CONCIERGE_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +72,7 @@ def _questions(catalog: Catalog) -> list[str]:
 
 
 def test_nearest_is_each_offerings_best_example_over_all_examples(sample: Catalog) -> None:
-    index = LexicalIndex(sample)
+    index = LexicalIndex(sample, cache=False)
     for question in _questions(sample):
         scores = index.score(question)
         assert np.array_equal(scores.nearest, index._spans.best_per_offering(
@@ -71,7 +84,7 @@ def test_examples_are_the_needs_keywords_names_and_summaries_with_words(
     expected = [Example(k, field, text) for k, offering in enumerate(sample)
                 for field, text in offering_texts(offering)
                 if field in EXAMPLE_FIELDS and content_words(text)]
-    examples = LexicalIndex(sample).examples
+    examples = LexicalIndex(sample, cache=False).examples
     assert len(examples) == len(expected)
     assert list(examples) == expected
     assert examples[-1] == expected[-1] and list(examples[2:5]) == expected[2:5]
@@ -89,10 +102,80 @@ def test_the_index_is_the_same_whatever_the_hash_seed() -> None:
     script = ("import hashlib, sys; from bot.lexical import LexicalIndex; "
               "from bot.loader import load_catalog; "
               "from tests.test_lexical_index import SAMPLE, _fingerprint; "
-              "i = LexicalIndex(load_catalog(SAMPLE, cache=False)); "
+              "i = LexicalIndex(load_catalog(SAMPLE, cache=False), cache=False); "
               "print(hashlib.sha256(_fingerprint(i)).hexdigest())")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                               check=True, cwd=repo_root(),
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout
                for seed in ("1", "2", "3")}
     assert len(digests) == 1
+
+
+class Builds:
+    """Counts how often an index is built rather than read from the cache."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        build = lexical._build
+
+        def counting(catalog: Catalog) -> Any:
+            self.count += 1
+            return build(catalog)
+
+        monkeypatch.setattr(lexical, "_build", counting)
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> Builds:
+    return Builds(monkeypatch)
+
+
+def _same_answers(a: LexicalIndex, b: LexicalIndex, catalog: Catalog) -> None:
+    for question in _questions(catalog):
+        x, y = a.score(question), b.score(question)
+        assert (x.query.weights, x.query.corrections) == (y.query.weights, y.query.corrections)
+        assert np.array_equal(x.nearest, y.nearest) and np.array_equal(x.whole, y.whole)
+        assert np.array_equal(x.example_scores, y.example_scores)
+
+
+def test_a_cached_index_is_read_back_instead_of_built(sample: Catalog, builds: Builds) -> None:
+    built = LexicalIndex(sample, cache=True)
+    read = LexicalIndex(sample, cache=True)
+    assert builds.count == 1
+    assert _fingerprint(built) == _fingerprint(read)
+    assert list(built.examples) == list(read.examples)
+    _same_answers(built, read, sample)
+
+
+def test_a_changed_catalogue_is_indexed_again(sample: Catalog, builds: Builds,
+                                              new_offering: Callable[..., dict[str, Any]],
+                                              write_catalogue: Callable[..., Path]) -> None:
+    LexicalIndex(sample, cache=True)
+    kdir = write_catalogue([new_offering("printer-toner")]).parent
+    for text in ("I need the printer toner", "I need the printer ink"):
+        write_catalogue([new_offering("printer-toner", needs=[text])])
+        index = LexicalIndex(load_catalog(kdir), cache=True)
+        assert index.examples[0].text == text
+    assert builds.count == 3
+
+
+def test_a_corrupt_index_cache_is_rebuilt_with_one_warning(
+        sample: Catalog, cache: Path, builds: Builds,
+        caplog: pytest.LogCaptureFixture) -> None:
+    LexicalIndex(sample, cache=True)
+    [stored] = cache.glob("lexical-*.pickle")
+    stored.write_bytes(stored.read_bytes()[:1000])
+    with caplog.at_level(logging.WARNING):
+        index = LexicalIndex(sample, cache=True)
+    assert len(caplog.records) == 1 and "ignoring unreadable lexical cache" in caplog.text
+    assert builds.count == 2
+    _same_answers(index, LexicalIndex(sample, cache=False), sample)
+
+
+def test_small_catalogues_are_not_cached(sample: Catalog, cache: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    LexicalIndex(sample)
+    assert not list(cache.glob("lexical-*"))
+    monkeypatch.setattr(lexical, "CACHE_MIN_EXAMPLES", 10)
+    LexicalIndex(sample)
+    assert len(list(cache.glob("lexical-*"))) == 1
