@@ -136,6 +136,7 @@ class Deliveries:
         self._pending: dict[str, None] = {}  # insertion-ordered: oldest dropped first
         self._healthy_since: float | None = None
         self._beat_failing = False
+        self._dropping = False  # marks being forgotten: warned once until they fit again
 
     @property
     def store(self) -> Store:
@@ -173,11 +174,14 @@ class Deliveries:
     def _keep(self, event_id: str) -> None:
         with self._lock:
             self._pending[event_id] = None
-            if len(self._pending) > MAX_PENDING_MARKS:
-                dropped = next(iter(self._pending))
-                del self._pending[dropped]
-                log.warning("too many answered events waiting for the database; forgot %s",
-                            dropped)
+            if len(self._pending) <= MAX_PENDING_MARKS:
+                return
+            del self._pending[next(iter(self._pending))]
+            warn, self._dropping = not self._dropping, True
+        if warn:
+            log.warning("over %d answered events wait for the database; forgetting the "
+                        "oldest (each is answered again if its worker dies within %s)",
+                        MAX_PENDING_MARKS, self.settings.max_age)
 
     # --- the takeover thread ------------------------------------------------------------
 
@@ -209,8 +213,9 @@ class Deliveries:
             self._flush_marks()
             expired = self.store.expire_claims(self.settings.max_age)
             if expired:
-                log.warning("%d claimed events were never answered within %s; dropped",
-                            expired, self.settings.max_age)
+                log.warning("%d claimed events had no recorded answer after %s; too late "
+                            "to take over, their stored events were deleted", expired,
+                            self.settings.max_age)
             if not self.may_sweep:
                 return []
             return self._sweep(replay)
@@ -231,6 +236,8 @@ class Deliveries:
             self.store.mark_answered(event_id, self.worker_id)  # raises: keep the rest
             with self._lock:
                 self._pending.pop(event_id, None)
+                if not self._pending:
+                    self._dropping = False
 
     def _sweep(self, replay: Replay) -> list[str]:
         settings = self.settings

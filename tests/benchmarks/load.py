@@ -9,18 +9,27 @@ its own channel) while faults are injected on a timeline:
   slow       every Web API call takes 2 s for a while
   retries    every event sent in this window is delivered a second time (X-Slack-Retry-Num)
   kill       one gunicorn worker gets SIGKILL (the master starts a new one)
+  slowkill   (not in the default set) every Web API call takes 2 s, and one second in
+             one worker gets SIGKILL: it dies with a dozen answers in flight, most of
+             them already sent to the Web API, which (like Slack) still posts them
   database   the database is unavailable for a while: for SQLite (default) another
              connection holds an exclusive lock, so every write fails after the busy
              timeout; for PostgreSQL (--database-url or $DATABASE_URL, a role allowed to
-             ALTER DATABASE) connections are refused and existing ones terminated
+             CREATE and ALTER DATABASE) connections are refused and existing ones terminated
 
-Like Slack, the sender redelivers an event whose ack took longer than 3 s or failed
-(up to 3 times, immediately rather than after Slack's minutes, to keep the run short).
-Reported: ack p50/p99, request-to-postMessage p50/p99, and lost and duplicated replies
-per fault window.
+On PostgreSQL each run creates a database of its own on that server (named
+concierge_load_<random>) and drops it afterwards, so no claim or heartbeat of an earlier
+run takes part. Like Slack, the sender redelivers an event whose ack took longer than 3 s
+or failed (up to 3 times, immediately rather than after Slack's minutes, to keep the run
+short). Once every event has a reply the run still waits --settle seconds, longer than
+a takeover takes, so that a late second answer (a live worker's event taken over by
+mistake) would be counted. Reported: ack p50/p99, request-to-postMessage p50/p99, lost and
+duplicated replies per fault window, and how many events were taken over from a dead
+worker.
 
     python -m tests.benchmarks.load                      # 1,500 events at 50/s, all faults
     python -m tests.benchmarks.load --events 300 --faults none
+    python -m tests.benchmarks.load --database-url postgresql://postgres@127.0.0.1:5432/x
 """
 
 from __future__ import annotations
@@ -39,8 +48,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -53,6 +65,7 @@ from slackfakes import SIGNING_SECRET, Call, FakeSlackAPI, SlackSender
 ACK_DEADLINE_S = 3.0
 SLACK_RETRIES = 3
 ALL_FAULTS = ("ratelimit", "slow", "retries", "kill", "database")
+EXTRA_FAULTS = ("slowkill",)
 QUESTIONS = ["my laptop is 5 years old", "I need VPN access from home",
              "mein Konto ist gesperrt", "I forgot my password",
              "we need a shared mailbox for the team", "how do I bake sourdough bread",
@@ -175,11 +188,37 @@ def post_with_retries(slack: SlackSender, delivery: Delivery, event: dict[str, A
         slack.event(event, event_id=f"EvLOAD{delivery.index:07d}", retry_num=1)
 
 
+@contextmanager
+def fresh_postgres(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server of `server_url`; dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url)
+    name = f"concierge_load_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield server.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    server_url = args.database_url or os.environ.get("DATABASE_URL", "")
+    if not server_url:
+        return _run(args, "")
+    with fresh_postgres(server_url) as database_url:
+        return _run(args, database_url)
+
+
+def _run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     fake = FaultySlackAPI().start()
     workdir = Path(tempfile.mkdtemp(prefix="concierge-load-"))
     port = free_port()
-    database_url = args.database_url or os.environ.get("DATABASE_URL", "")
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test-token",
            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
            "CONCIERGE_MATCHER": args.matcher, "CONCIERGE_DATA_DIR": str(workdir / "data"),
@@ -201,7 +240,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       "concierge.sqlite3")
         windows = timeline([f for f in args.faults if f != "none"], args.events / args.rate)
         deliveries, t0 = _send(args, slack, fake=fake, master=server.pid, db=db, windows=windows)
-        _drain(fake, args.events, args.drain)
+        _drain(fake, args.events, args.drain, args.settle)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -268,10 +307,10 @@ def _inject(window: Window, fake: FaultySlackAPI, master: int, db: Database,
     elif window.fault == "slow":
         fake.slow_until = now + length
     elif window.fault == "kill":
-        workers = worker_pids(master)
-        if workers:
-            os.kill(workers[0], signal.SIGKILL)
-            print(f"killed worker {workers[0]} at {now - t0:.1f} s", file=sys.stderr)
+        _kill_one(master, t0)
+    elif window.fault == "slowkill":
+        fake.slow_until = now + length
+        threading.Timer(1.0, _kill_one, (master, t0)).start()
     elif window.fault == "database":
         db.stop()
         end = db.start
@@ -280,14 +319,21 @@ def _inject(window: Window, fake: FaultySlackAPI, master: int, db: Database,
     return timer
 
 
-def _drain(fake: FaultySlackAPI, events: int, limit: float) -> None:
+def _kill_one(master: int, t0: float) -> None:
+    workers = worker_pids(master)
+    if workers:
+        os.kill(workers[0], signal.SIGKILL)
+        print(f"killed worker {workers[0]} at {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+def _drain(fake: FaultySlackAPI, events: int, limit: float, settle: float) -> None:
     """Wait until every channel got an answer, or until nothing arrived for a while."""
     deadline = time.monotonic() + limit
     last, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
         answered = len(fake.posted)
         if answered >= events:
-            time.sleep(3.0)  # let late duplicates show up
+            time.sleep(settle)  # let late duplicates show up
             return
         if answered != last:
             last, last_change = answered, time.monotonic()
@@ -319,6 +365,7 @@ def _summarise(deliveries: list[Delivery], fake: FaultySlackAPI, windows: list[W
     statuses = defaultdict(int)
     for c in fake.calls:
         statuses[f"{c.method} {c.status}"] += 1
+    log_text = (workdir / "serve.log").read_text(errors="replace")
     return {
         "events": len(deliveries),
         "ack_p50_ms": statistics.median(first_acks) * 1000 if first_acks else None,
@@ -336,6 +383,7 @@ def _summarise(deliveries: list[Delivery], fake: FaultySlackAPI, windows: list[W
                               if len(fake.posted.get(f"D{d.index:07d}", [])) > 1][:50],
         "windows": [(w.fault, round(w.start, 1), round(w.end, 1)) for w in windows],
         "web_api_calls": dict(statuses),
+        "taken_over": log_text.count("taking over event "),
         "server_log": str(workdir / "serve.log"),
     }
 
@@ -349,21 +397,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=200, help="sender threads")
     parser.add_argument("--matcher", default="lexical", choices=["lexical", "semantic"])
     parser.add_argument("--faults", default=",".join(ALL_FAULTS),
-                        type=lambda s: s.split(","), help=f"comma list of {ALL_FAULTS} or none")
+                        type=lambda s: s.split(","),
+                        help=f"comma list of {ALL_FAULTS + EXTRA_FAULTS} or none")
     parser.add_argument("--database-url", default="",
-                        help="PostgreSQL URL (default: $DATABASE_URL, else a SQLite file)")
+                        help="a PostgreSQL server (default: $DATABASE_URL, else a SQLite file); "
+                             "each run creates and drops a database of its own there")
     parser.add_argument("--drain", type=float, default=120.0,
                         help="at most this many seconds to wait for replies after sending")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="seconds to keep counting replies once every event has one "
+                             "(longer than a takeover, so late duplicates show)")
     args = parser.parse_args(argv)
-    unknown = set(args.faults) - {*ALL_FAULTS, "none"}
+    unknown = set(args.faults) - {*ALL_FAULTS, *EXTRA_FAULTS, "none"}
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
     result = run(args)
     print(json.dumps(result, indent=1))
     ok = result["lost"] == 0 and result["duplicated"] == 0
     print(f"\n{result['events']} events: {result['lost']} lost, {result['duplicated']} "
-          f"duplicated; ack p99 {result['ack_p99_ms']:.0f} ms; request→postMessage p50 "
-          f"{result['reply_p50_ms'] or 0:.0f} ms, p99 {result['reply_p99_ms']:.0f} ms",
+          f"duplicated; ack p50 {result['ack_p50_ms'] or 0:.0f} ms, p99 "
+          f"{result['ack_p99_ms']:.0f} ms, max {result['ack_max_ms']:.0f} ms; "
+          f"request→postMessage p50 {result['reply_p50_ms'] or 0:.0f} ms, p99 "
+          f"{result['reply_p99_ms']:.0f} ms; {result['taken_over']} taken over",
           file=sys.stderr)
     return 0 if ok else 1
 

@@ -240,3 +240,18 @@ def test_an_unreachable_database_never_raises(caplog: pytest.LogCaptureFixture) 
     heartbeat_warnings = [r for r in caplog.records if r.name == "concierge.takeover"
                           and r.levelno >= logging.WARNING]
     assert len(heartbeat_warnings) == 1  # once per outage, not once per beat
+
+
+def test_marks_waiting_for_the_database_are_bounded(monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("bot.takeover.MAX_PENDING_MARKS", 3)
+    down = Store("postgresql+psycopg://concierge@127.0.0.1:1/concierge", migrate=False)
+    me = Deliveries(BestEffort(down, schema_ready=False), SETTINGS, worker_id="me")
+    try:
+        with caplog.at_level(logging.WARNING, logger="concierge.takeover"):
+            for n in range(6):
+                me.finished(f"Ev{n}")
+    finally:
+        down.close()
+    assert me.pending_marks == 3
+    assert len([r for r in caplog.records if "forgetting the oldest" in r.getMessage()]) == 1
