@@ -39,9 +39,13 @@ Why these rules:
   that could not be written are kept in memory and retried every beat.
 
 What this does not cover:
-- Duplicate window: a worker killed after `chat.postMessage` returned but before its mark
-  committed (one single-row UPDATE, milliseconds), or while its mark waits in memory for a
-  database that is down, is answered again by the worker that takes over.
+- Duplicate window: an answer whose `chat.postMessage` had reached Slack when its worker
+  died, but whose mark was not yet committed, is sent again by the worker that takes over.
+  Slack posts a message it received even if the sender dies waiting for the response, so
+  the window is the Web API call plus one single-row UPDATE: milliseconds normally, but as
+  long as a slow Web API or a stalled worker makes it, and as long as a mark waits in
+  memory for a database that is down. Closing it needs Slack to say whether the answer was
+  posted (e.g. the event id in message metadata, looked up before replaying).
 - A worker cut off from the database for longer than STALE_AFTER while the others still
   reach it keeps answering, and its unanswered claims are answered by another as well.
 - Events arriving while the database is down are not claimed at all (answered, as before,
