@@ -32,7 +32,6 @@ from slackfakes import BOT_USER_ID, WAIT_SECONDS, FakeSlackAPI, SlackSender, all
 from sqlalchemy import create_engine, select
 from test_serve_process import SERVE, free_port, process_env, wait_healthy
 
-from bot.recorder import BestEffort
 from bot.slack_app import (
     DUPLICATE_HEADER,
     Runtime,
@@ -183,7 +182,6 @@ def test_with_the_database_down_events_are_answered_and_marked_later(
     config = SlackConfig.from_env(env)
     store = Store(config.database_url, migrate=False)
     runtime = build_runtime(config, make_client(config), store=store)
-    runtime = replace(runtime, guard=BestEffort(store, schema_ready=False))
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
     app = create_app(config, runtime=runtime, listener_executor=executor)
     server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
