@@ -49,6 +49,8 @@ _EN_STEMMER = snowballstemmer.stemmer("english")
 
 def fold(text: str) -> str:
     """Lower-case, strip accents (ä→a, é→e), ß→ss, normalise width and spacing."""
+    if text.isascii():  # most text: nothing to decompose, and casefold is lower
+        return text.lower()
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return text.replace("ß", "ss")

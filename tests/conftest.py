@@ -30,10 +30,18 @@ def make_offering(oid: str = "sample-offering", **fields: Any) -> dict[str, Any]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test depends on the developer's environment variables."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, _session_cache: Path) -> None:
+    """No test depends on the developer's environment variables, or writes to their caches."""
     monkeypatch.delenv("CONCIERGE_KNOWLEDGE", raising=False)
     monkeypatch.setenv("CONCIERGE_MATCHER", "lexical")
+    monkeypatch.setenv("CONCIERGE_CACHE_DIR", str(_session_cache))
+
+
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One for the whole run: the embedding model is loaded once per process and keeps the
+    # cache folder it was first given.
+    return tmp_path_factory.mktemp("concierge-cache")
 
 
 @pytest.fixture
