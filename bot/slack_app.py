@@ -14,7 +14,8 @@ too: the pool's threads live in the worker process and keep running after the
 response; a worker leaving gracefully waits for them (interpreter exit joins them).
 A worker that dies instead (SIGKILL, OOM, a lost host) leaves acknowledged events
 unanswered; `bot.takeover` has a live worker answer them, replayed through
-`replay_into(app)`, and `MarkAnswered` records when a listener is done with an event.
+`replay_into(app)` unless `handlers.answers.answer_lookup` finds the dead worker's answer
+in Slack, and `MarkAnswered` records when a listener is done with an event.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from bot.takeover import (
 )
 from handlers import Concierge
 from handlers import register as register_handlers
+from handlers.answers import answer_lookup
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -92,6 +94,11 @@ TAKEOVER_CONTEXT_KEY = "concierge_takeover"
 # would wait too long, and `bot.takeover.MAX_AGE` (5 min) must stay well above it.
 MIN_TAKEOVER_AFTER = 2
 MAX_TAKEOVER_AFTER = 120
+# Threads per worker that look up taken-over events' answers in Slack and replay them, off
+# the heartbeat thread (a lookup may wait out rate limits). A dead worker leaves a handful
+# of events, a dozen when the Web API was slow; Slack rate-limits history reads per
+# workspace, so more threads would only wait more.
+TAKEOVER_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -347,8 +354,12 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
     concierge = Concierge(live, config.service_desk, recorder, admins,
                           AdminDesk(live, store, ops.reload_interval))
-    # Made here, after gunicorn forked: each worker process gets its own id.
-    deliveries = Deliveries(guard, TakeoverSettings(stale_after=float(config.takeover_after)))
+    # Made here, after gunicorn forked: each worker process gets its own id and threads.
+    deliveries = Deliveries(
+        guard, TakeoverSettings(stale_after=float(config.takeover_after)),
+        lookup=answer_lookup(client),
+        executor=ThreadPoolExecutor(max_workers=TAKEOVER_THREADS,
+                                    thread_name_prefix="takeover-lookup"))
     return Runtime(concierge, guard, recorder, live, deliveries)
 
 

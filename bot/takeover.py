@@ -13,7 +13,12 @@ claim that deduplicates events also records who answers it and what it was:
         unanswered claims younger than MAX_AGE whose owner has not beaten for STALE_AFTER
           ──▶ UPDATE … SET owner = me WHERE event_id = ? AND owner = <old owner>
               (rowcount 1: this worker won it; any other sweeper gets 0)
-          ──▶ replay the event through the same Bolt app, which lets it past dedupe once
+          ──▶ (on a lookup thread) ask Slack whether the dead worker's answer got through:
+              every answer carries the event id in its message metadata
+                in Slack            mark answered, do not replay
+                not there           replay the event through the same Bolt app, which
+                cannot tell         lets it past dedupe once
+                lookup failed       look again at the next beat; after LOOKUP_ATTEMPTS, replay
 
 Why these rules:
 - Liveness is a heartbeat, not the age of a claim: a live worker waiting out rate limits or
@@ -37,22 +42,39 @@ Why these rules:
 - Best effort stays best effort: the claim and the mark go through `BestEffort`, so a
   database that is down costs one warning and never raises into Slack's ack path. Marks
   that could not be written are kept in memory and retried every beat.
+- The lookup, not the database, decides whether a taken-over event was answered: a worker
+  can die after Slack posted its answer and before the mark (the Web API call plus one
+  UPDATE, seconds when the Web API is slow, as long as an outage when the mark waits in
+  memory). Slack posts a message it received even if the sender dies waiting for the
+  response, so only Slack can tell.
+- Lookups run on threads of their own, never on the heartbeat thread: they wait on the Web
+  API and its rate limits, and a heartbeat waiting behind them would make this worker look
+  dead. The claim is this worker's from the takeover on, so nobody else looks meanwhile.
+- A failed lookup (429 after the client's own retries, network, a Slack outage) is retried
+  at the next beats, then the event is replayed anyway: a question answered twice is
+  better than one not answered (the same choice as dedupe with the database down).
+  "Cannot tell" (no lookup for that event, or Slack refuses it: a channel mention, whose
+  thread the bot has no scope to read) is replayed at once, at least once.
 
 What this does not cover:
-- Duplicate window: an answer whose `chat.postMessage` had reached Slack when its worker
-  died, but whose mark was not yet committed, is sent again by the worker that takes over.
-  Slack posts a message it received even if the sender dies waiting for the response, so
-  the window is the Web API call plus one single-row UPDATE: milliseconds normally, but as
-  long as a slow Web API or a stalled worker makes it, and as long as a mark waits in
-  memory for a database that is down. Closing it needs Slack to say whether the answer was
-  posted (e.g. the event id in message metadata, looked up before replaying).
+- Channel mentions: without channels:history / groups:history / mpim:history (which let
+  the bot read whole channels, so the manifest does not ask for them) the lookup cannot
+  see the mention's thread, and a dead worker's mention answer that had reached Slack is
+  posted again. DMs are looked up with im:history, which the bot has anyway.
+- A stalled (not dead) worker that resumes after its events were taken over may post
+  after the lookup looked: both answers then stand.
+- Slack's rate limit on reading history: since 2025 an app distributed outside the Slack
+  Marketplace may call conversations.history/replies once a minute (an app a company
+  builds for its own workspace keeps the old, higher limit). There, a dead worker's dozen
+  events are looked up over minutes, and those still failing after MAX_AGE are dropped.
 - A worker cut off from the database for longer than STALE_AFTER while the others still
   reach it keeps answering, and its unanswered claims are answered by another as well.
 - Events arriving while the database is down are not claimed at all (answered, as before,
   but neither deduplicated nor recoverable).
 - Several hosts on one PostgreSQL compare their own clocks: they must agree to well within
   STALE_AFTER (NTP does).
-No Slack imports: replaying an event is a callable handed in by the composition root.
+No Slack imports: replaying an event and looking up its answer are callables handed in by
+the composition root.
 """
 
 from __future__ import annotations
@@ -65,8 +87,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -89,9 +113,35 @@ SWEEP_BATCH = 100
 # oldest are dropped (each then risks one duplicate, only if its worker dies too).
 MAX_PENDING_MARKS = 10_000
 HOST_CHARS = 100
+# Lookups per taken-over event, one a beat, before it is replayed without knowing: the
+# client has already waited out 429s and retried connection errors inside each of them.
+LOOKUP_ATTEMPTS = 3
 
 Replay = Callable[[str, dict[str, Any]], None]
 """Hands a taken-over event (its id and body) to the listeners, as a new delivery would."""
+
+
+class InSlack(Enum):
+    """Whether the answer to a taken-over event is already in Slack (what a `Lookup` found)."""
+
+    YES = "yes"
+    """A message naming the event is where the answer goes: it got through. Not replayed."""
+    NO = "no"
+    """Looked where the answer goes, and it is not there: replayed."""
+    CANNOT_TELL = "cannot tell"
+    """Nowhere to look, or Slack will not show it (a channel thread without the history
+    scope): replayed, so the answer may be sent twice but is not lost."""
+    LOOKUP_FAILED = "lookup failed"
+    """Rate limit, network, a Slack outage: looked up again at a later beat."""
+
+
+Lookup = Callable[[str, dict[str, Any]], InSlack]
+"""Looks for the answer to an event (its id and body) in Slack."""
+
+
+def cannot_look(event_id: str, body: dict[str, Any]) -> InSlack:
+    """The lookup of a worker that has no Web API to ask: every taken-over event is replayed."""
+    return InSlack.CANNOT_TELL
 
 
 def new_worker_id() -> str:
@@ -122,22 +172,39 @@ class TakeoverSettings:
         return self.stale_after / BEATS_PER_TAKEOVER
 
 
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A dead worker's event that this worker took over and has not settled yet."""
+
+    event_id: str
+    dead_owner: str
+    body: dict[str, Any]
+    claimed_at: datetime
+    lookups: int = 0
+    """Lookups that failed so far."""
+
+
 class Deliveries:
     """One worker's part in "claimed, not yet answered": claims, marks, heartbeat, sweep.
 
     `claim` runs in Slack's ack path and `finished` in listener threads, both through
-    `BestEffort`; `beat` and `tick` run on the takeover thread. Thread-safe.
+    `BestEffort`; `beat` and `tick` run on the takeover thread; lookups and replays of
+    taken-over events on `executor` (the calling thread when there is none). Thread-safe.
     """
 
     def __init__(self, guard: BestEffort, settings: TakeoverSettings | None = None, *,
                  worker_id: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 lookup: Lookup = cannot_look, executor: Executor | None = None) -> None:
         self.guard = guard
         self.settings = settings or TakeoverSettings()
         self.worker_id = worker_id or new_worker_id()
+        self.lookup = lookup
+        self.executor = executor
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: dict[str, None] = {}  # insertion-ordered: oldest dropped first
+        self._unsettled: dict[str, Orphan] = {}  # lookups that failed, to try again
         self._healthy_since: float | None = None
         self._beat_failing = False
         self._dropping = False  # marks being forgotten: warned once until they fit again
@@ -209,8 +276,9 @@ class Deliveries:
         return True
 
     def tick(self, replay: Replay) -> list[str]:
-        """One beat: heartbeat, pending marks, expiry, then (when allowed) the sweep.
-        Returns the ids of the events this worker took over and replayed."""
+        """One beat: heartbeat, pending marks, expiry, lookups that failed before, then (when
+        allowed) the sweep. Returns the ids of the events this worker took over (each then
+        looked up in Slack and replayed unless its answer is there)."""
         if not self.beat():
             return []
         try:
@@ -220,12 +288,22 @@ class Deliveries:
                 log.warning("%d claimed events had no recorded answer after %s; too late "
                             "to take over, their stored events were deleted", expired,
                             self.settings.max_age)
+            with self._lock:
+                retry, self._unsettled = list(self._unsettled.values()), {}
+            for orphan in retry:
+                self._submit(orphan, replay)
             if not self.may_sweep:
                 return []
             return self._sweep(replay)
         except SQLAlchemyError as exc:
             log.info("takeover sweep interrupted by the database (%s)", type(exc).__name__)
             return []
+
+    @property
+    def unsettled(self) -> int:
+        """Taken-over events whose lookup failed, waiting for the next beat."""
+        with self._lock:
+            return len(self._unsettled)
 
     @property
     def may_sweep(self) -> bool:
@@ -255,10 +333,12 @@ class Deliveries:
                                         to_owner=self.worker_id):
                 continue  # another worker won it, or the owner answered after all
             taken.append(claim.event_id)
-            self._replay(claim, replay)
+            orphan = self._orphan(claim)
+            if orphan is not None:
+                self._submit(orphan, replay)
         return taken
 
-    def _replay(self, claim: PendingClaim, replay: Replay) -> None:
+    def _orphan(self, claim: PendingClaim) -> Orphan | None:
         age = (utcnow() - claim.claimed_at).total_seconds()
         log.warning("taking over event %s from silent worker %s (claimed %.0f s ago)",
                     claim.event_id, claim.owner, age)
@@ -266,8 +346,58 @@ class Deliveries:
             body = json.loads(claim.body)
             if not isinstance(body, dict):
                 raise TypeError(f"stored event is a {type(body).__name__}, not an object")
-            replay(claim.event_id, body)
         except Exception:
             # Nothing will answer it now; marking it keeps the next sweep from trying again.
             log.exception("could not replay event %s", claim.event_id)
             self.finished(claim.event_id)
+            return None
+        return Orphan(claim.event_id, claim.owner, body, claim.claimed_at)
+
+    def _submit(self, orphan: Orphan, replay: Replay) -> None:
+        if self.executor is not None:
+            try:
+                self.executor.submit(self._settle, orphan, replay)
+                return
+            except RuntimeError:  # shut down (the worker is stopping): settle it here
+                pass
+        self._settle(orphan, replay)
+
+    def _settle(self, orphan: Orphan, replay: Replay) -> None:
+        """Look for the dead worker's answer in Slack; replay the event unless it is there."""
+        try:
+            if utcnow() - orphan.claimed_at >= self.settings.max_age:
+                # Lookups kept failing that long; expiry has dropped (or will drop) its body.
+                log.warning("event %s: no answer found in time; not answered (claimed over "
+                            "%s ago)", orphan.event_id, self.settings.max_age)
+                return
+            try:
+                found = self.lookup(orphan.event_id, orphan.body)
+            except Exception:
+                log.exception("looking up the answer to event %s failed", orphan.event_id)
+                found = InSlack.CANNOT_TELL
+            if found is InSlack.YES:
+                log.warning("event %s: the answer of worker %s is already in Slack; recorded "
+                            "as answered, not sent again", orphan.event_id, orphan.dead_owner)
+                self.finished(orphan.event_id)
+                return
+            if found is InSlack.LOOKUP_FAILED:
+                if orphan.lookups + 1 < LOOKUP_ATTEMPTS:
+                    log.info("event %s: could not look up its answer; trying again at the "
+                             "next beat", orphan.event_id)
+                    with self._lock:
+                        self._unsettled[orphan.event_id] = replace(orphan,
+                                                                   lookups=orphan.lookups + 1)
+                    return
+                log.warning("event %s: could not look up its answer %d times; answering it, "
+                            "perhaps twice", orphan.event_id, LOOKUP_ATTEMPTS)
+            self._replay(orphan, replay)
+        except Exception:  # on an executor thread: nobody else would see it
+            log.exception("could not settle event %s", orphan.event_id)
+
+    def _replay(self, orphan: Orphan, replay: Replay) -> None:
+        try:
+            replay(orphan.event_id, orphan.body)
+        except Exception:
+            # Nothing will answer it now; marking it keeps the next sweep from trying again.
+            log.exception("could not replay event %s", orphan.event_id)
+            self.finished(orphan.event_id)

@@ -1,4 +1,8 @@
-"""Direct messages and @mentions: answer in the DM, or in the thread of the mention."""
+"""Direct messages and @mentions: answer in the DM, or in the thread of the mention.
+
+Every answer names its event in the message's metadata (`handlers.answers`), so that a
+worker taking over the event from a dead one can see whether the answer got through.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot.replies import slack_to_plain
 from handlers import Concierge
+from handlers.answers import answer_metadata, place_of
 
 
 def is_from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
@@ -20,31 +25,31 @@ def is_from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
 
 
 def register(app: App, concierge: Concierge) -> None:
-    def answer_direct_message(event: dict[str, Any], client: WebClient, context: BoltContext,
-                              logger: Logger) -> None:
-        if (event.get("channel_type") != "im" or is_from_a_bot(event, context)
-                or not event.get("channel")):
+    def answer_direct_message(event: dict[str, Any], body: dict[str, Any], client: WebClient,
+                              context: BoltContext, logger: Logger) -> None:
+        place = place_of(body)
+        if place is None or not place.direct or is_from_a_bot(event, context):
             logger.debug("not answering message %s", event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
         reply = concierge.reply(need, surface="dm", user=event.get("user"),
                                 team=context.team_id)
         # A reply inside a DM thread stays in that thread; a top-level DM gets a top-level answer.
-        client.chat_postMessage(channel=event["channel"], thread_ts=event.get("thread_ts"),
-                                **reply.payload())
+        client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts,
+                                metadata=answer_metadata(body), **reply.payload())
 
-    def answer_mention(event: dict[str, Any], client: WebClient, context: BoltContext,
-                       logger: Logger) -> None:
-        if is_from_a_bot(event, context) or not (event.get("channel") and event.get("ts")):
+    def answer_mention(event: dict[str, Any], body: dict[str, Any], client: WebClient,
+                       context: BoltContext, logger: Logger) -> None:
+        place = place_of(body)
+        if place is None or is_from_a_bot(event, context):
             logger.debug("not answering mention %s: by a bot, or nowhere to reply",
                          event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
         reply = concierge.reply(need, surface="mention", user=event.get("user"),
                                 team=context.team_id)
-        client.chat_postMessage(channel=event["channel"],
-                                thread_ts=event.get("thread_ts") or event["ts"],
-                                **reply.payload())
+        client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts,
+                                metadata=answer_metadata(body), **reply.payload())
 
     def ignore_other_messages(logger: Logger, event: dict[str, Any]) -> None:
         # Edits, deletions, joins and bot posts still need a listener: an unhandled event

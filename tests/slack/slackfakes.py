@@ -3,8 +3,14 @@
 The fake Web API is a stdlib HTTP server on 127.0.0.1 that records every call
 (`/api/<method>` and `/response/<id>` for response_url posts), can answer
 HTTP 429 with `Retry-After` a given number of times, and can hold a call until
-the test has done something to its caller (such as killing it). `SlackSender` posts to the
-app the way Slack does: `v0:timestamp:body` signed with HMAC-SHA256.
+the test has done something to its caller (such as killing it), having carried it out or
+not. Like Slack it keeps the messages posted, with their metadata, per conversation, and
+reads them back with `conversations.history` (top-level messages, newest first) and
+`conversations.replies` (a thread, oldest first): `oldest`/`latest` (exclusive unless
+`inclusive`), `limit` with cursors, metadata only with `include_all_metadata`, and
+`missing_scope` for conversations the bot's scopes do not cover (DMs only, as in
+manifest.yaml). `SlackSender` posts to the app the way Slack does: `v0:timestamp:body`
+signed with HMAC-SHA256.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -30,15 +37,25 @@ BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 APP_ID = "A0APP"
 WAIT_SECONDS = 20.0
+# What a conversation's id starts with → the scope that lets a bot read it.
+HISTORY_SCOPES = {"D": "im:history", "C": "channels:history", "G": "groups:history"}
+MANIFEST_SCOPES = frozenset({"app_mentions:read", "chat:write", "commands", "im:history",
+                             "usergroups:read"})
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 999
 
 
 @dataclass
 class Hold:
     """A call the fake Web API keeps waiting: `arrived` is set when it comes in; after
-    `release` is set it is dropped unanswered and unrecorded (its caller is presumed dead)."""
+    `release` is set it is dropped unanswered (its caller is presumed dead). Unless
+    `carried_out`, it is also unrecorded and without effect: it never reached Slack. With
+    `carried_out` it is recorded and takes effect first (a message is posted), as a call
+    Slack received does even when its caller dies waiting for the response."""
 
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    carried_out: bool = False
 
 
 @dataclass
@@ -59,9 +76,13 @@ class FakeSlackAPI:
         self._lock = threading.Lock()
         self._rate_limits: dict[str, int] = {}
         self._holds: dict[tuple[str, str], Hold] = {}
-        self._ts = itertools.count(1)
+        self._last_ts = Decimal(0)
         self.usergroups: dict[str, list[str]] = {}
         """Usergroup id → member ids, for `usergroups.users.list`."""
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        """Conversation id → its messages (thread replies included), oldest first."""
+        self.scopes: set[str] = set(MANIFEST_SCOPES)
+        """The bot token's scopes: which conversations `conversations.*` may read."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -95,12 +116,26 @@ class FakeSlackAPI:
     def response_url(self, name: str = "1") -> str:
         return f"{self.url}/response/{name}"
 
-    def hold(self, method: str, channel: str) -> Hold:
+    def hold(self, method: str, channel: str, *, carried_out: bool = False) -> Hold:
         """Hold the next call of `method` for `channel` (see `Hold`)."""
-        hold = Hold()
+        hold = Hold(carried_out=carried_out)
         with self._lock:
             self._holds[(method, channel)] = hold
         return hold
+
+    def add_message(self, channel: str, **fields: Any) -> dict[str, Any]:
+        """Put a message into a conversation as if someone had written it (a `ts` is made
+        unless given); returns it."""
+        with self._lock:
+            message = {"type": "message", "ts": fields.pop("ts", None) or self._next_ts(),
+                       **fields}
+            self.messages.setdefault(channel, []).append(message)
+            self.messages[channel].sort(key=lambda m: Decimal(m["ts"]))
+            return message
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(m) for m in self.messages.get(channel, [])]
 
     def rate_limit(self, method: str, times: int = 1) -> None:
         """Answer the next `times` calls of `method` with 429 and `Retry-After: 1`."""
@@ -126,6 +161,9 @@ class FakeSlackAPI:
             if limited and hold is None:
                 self._rate_limits[method] = limited - 1
         if hold is not None:
+            if hold.carried_out:
+                self._record(Call(method, params, 200, headers))
+                self._answer(method, params)
             hold.arrived.set()
             hold.release.wait(WAIT_SECONDS)
             request.close_connection = True
@@ -147,12 +185,20 @@ class FakeSlackAPI:
             return {"ok": True, "url": "https://test.slack.example/", "team": "Test",
                     "user": "concierge", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
                     "bot_id": BOT_ID, "is_enterprise_install": False}
-        if method in ("chat.postMessage", "chat.update"):
-            ts = params.get("ts") or f"1700000100.{next(self._ts):06d}"
+        if method == "chat.postMessage":
+            message = self._post(params)
+            return {"ok": True, "channel": params.get("channel"), "ts": message["ts"],
+                    "message": message}
+        if method == "chat.update":
+            ts = params.get("ts")
+            self._update(str(params.get("channel")), str(ts), params)
             return {"ok": True, "channel": params.get("channel"), "ts": ts,
                     "message": {"text": params.get("text"), "ts": ts}}
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"1700000200.{next(self._ts):06d}"}
+            with self._lock:
+                return {"ok": True, "message_ts": self._next_ts()}
+        if method in ("conversations.history", "conversations.replies"):
+            return self._read(method, params)
         if method == "usergroups.users.list":
             group = params.get("usergroup", "")
             if group not in self.usergroups:
@@ -165,6 +211,72 @@ class FakeSlackAPI:
     def _record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
+
+    # -- messages ----------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        """Now, as Slack's ts, unique and increasing (call with the lock held)."""
+        ts = max(Decimal(f"{time.time():.6f}"), self._last_ts + Decimal("0.000001"))
+        self._last_ts = ts
+        return f"{ts:.6f}"
+
+    def _post(self, params: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID,
+            "text": params.get("text") or "", "team": TEAM_ID}
+        if params.get("blocks"):
+            message["blocks"] = params["blocks"]
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):  # form-encoded calls send it as JSON text
+            metadata = json.loads(metadata)
+        if metadata:
+            message["metadata"] = metadata
+        return self.add_message(str(params.get("channel")), **message)
+
+    def _update(self, channel: str, ts: str, params: dict[str, Any]) -> None:
+        with self._lock:
+            for message in self.messages.get(channel, []):
+                if message["ts"] == ts:
+                    message.update({k: params[k] for k in ("text", "blocks") if k in params})
+
+    def _read(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel") or "")
+        needed = HISTORY_SCOPES.get(channel[:1])
+        if needed is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if needed not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": needed,
+                    "provided": ",".join(sorted(self.scopes))}
+        with self._lock:
+            stored = [dict(m) for m in self.messages.get(channel, [])]
+        if method == "conversations.history":
+            # Top-level messages (thread parents included), newest first.
+            found = [m for m in stored if m.get("thread_ts") in (None, m["ts"])]
+            found.reverse()
+        else:
+            thread = str(params.get("ts") or "")
+            found = [m for m in stored if m["ts"] == thread or m.get("thread_ts") == thread]
+            if not found:
+                return {"ok": False, "error": "thread_not_found"}
+        inclusive = _flag(params.get("inclusive"))
+        if params.get("oldest"):
+            oldest = Decimal(str(params["oldest"]))
+            found = [m for m in found
+                     if Decimal(m["ts"]) > oldest or (inclusive and Decimal(m["ts"]) == oldest)]
+        if params.get("latest"):
+            latest = Decimal(str(params["latest"]))
+            found = [m for m in found
+                     if Decimal(m["ts"]) < latest or (inclusive and Decimal(m["ts"]) == latest)]
+        if not _flag(params.get("include_all_metadata")):
+            for m in found:
+                m.pop("metadata", None)
+        limit = min(int(params.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
+        start = int(str(params.get("cursor") or "offset:0").removeprefix("offset:"))
+        page, rest = found[start:start + limit], found[start + limit:]
+        return {"ok": True, "messages": page, "has_more": bool(rest),
+                "response_metadata": {"next_cursor": f"offset:{start + limit}" if rest else ""}}
 
     @staticmethod
     def _reply(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
@@ -196,6 +308,11 @@ class FakeSlackAPI:
                 raise AssertionError(f"expected {count} {method} call(s) within {timeout}s; "
                                      f"got {[(c.method, c.status) for c in self.calls]}")
             time.sleep(0.02)
+
+
+def _flag(value: Any) -> bool:
+    """A boolean parameter as Slack reads it: slack_sdk sends "1"/"0", others "true"."""
+    return str(value).strip().lower() in ("1", "true")
 
 
 def _parse(raw: bytes, content_type: str, query: str) -> dict[str, Any]:

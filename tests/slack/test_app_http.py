@@ -94,15 +94,20 @@ def test_direct_message_gets_an_answer_card_in_the_dm(running_app: RunningApp) -
                                                          "feedback_not_helpful"}
     assert call.params["text"].startswith("Standard laptop (product)")
     assert "thread_ts" not in call.params
+    # Names its event, so a worker taking the event over can find this answer (takeover).
+    assert call.params["metadata"]["event_type"] == "concierge_answer"
+    assert call.params["metadata"]["event_payload"]["event_id"].startswith("Ev")
 
 
 def test_mention_is_answered_in_its_thread(running_app: RunningApp) -> None:
     event = {"type": "app_mention", "user": "U0ALICE", "channel": "C0GENERAL",
              "text": f"<@{BOT_USER_ID}> {ANSWER_LAPTOP}", "ts": "1700000000.000200",
              "event_ts": "1700000000.000200"}
-    assert running_app.slack.event(event).status == 200
+    assert running_app.slack.event(event, event_id="Ev0MENTION").status == 200
     [call] = running_app.fake.wait_for("chat.postMessage", in_channel("C0GENERAL"))
     assert call.params["thread_ts"] == "1700000000.000200"
+    assert call.params["metadata"] == {"event_type": "concierge_answer",
+                                       "event_payload": {"event_id": "Ev0MENTION"}}
     assert header(call) == "Standard laptop"
     assert BOT_USER_ID not in all_text(call.params["blocks"])  # the mention is not the question
 

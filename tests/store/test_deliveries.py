@@ -1,6 +1,8 @@
 """One worker's part in "claimed, not yet answered" (`bot.takeover.Deliveries`) on a real
 store: claims and marks through the best-effort guard, marks kept while the database is
-down, heartbeats, and the sweep that takes over a dead worker's events and only those.
+down, heartbeats, the sweep that takes over a dead worker's events and only those, and
+what a lookup in Slack decides before a taken-over event is replayed (the lookup is a
+stand-in here; tests/slack has the real one against the fake Web API).
 
 Time is a fake monotonic clock and explicit claim times: nothing here waits for a timer.
 """
@@ -10,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -23,7 +27,14 @@ from sqlalchemy.engine import make_url
 from bot.recorder import BestEffort
 from bot.store import Store
 from bot.tables import ProcessedEvent, utcnow
-from bot.takeover import Deliveries, TakeoverSettings, event_id_of, new_worker_id
+from bot.takeover import (
+    Deliveries,
+    InSlack,
+    Lookup,
+    TakeoverSettings,
+    event_id_of,
+    new_worker_id,
+)
 
 __all__ = ["db_url", "postgres_url", "sqlite_url"]
 
@@ -255,3 +266,124 @@ def test_marks_waiting_for_the_database_are_bounded(monkeypatch: pytest.MonkeyPa
         down.close()
     assert me.pending_marks == 3
     assert len([r for r in caplog.records if "forgetting the oldest" in r.getMessage()]) == 1
+
+
+# --- looking in Slack before replaying ------------------------------------------------------
+
+
+class Answers:
+    """Stands in for the Slack lookup: says what it is told to, in turn, and remembers
+    which thread asked."""
+
+    def __init__(self, *said: InSlack) -> None:
+        self.said = list(said)
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, event_id: str, body: dict[str, Any]) -> InSlack:
+        self.asked.append((event_id, threading.current_thread().name))
+        return self.said.pop(0)
+
+
+def sweeper(store: Store, lookup: Lookup, *,
+            executor: ThreadPoolExecutor | None = None) -> tuple[Deliveries, Replays]:
+    clock = FakeClock()
+    me = Deliveries(BestEffort(store, clock=clock), SETTINGS, worker_id="me", clock=clock,
+                    lookup=lookup, executor=executor)
+    me.beat()
+    clock.now += SETTINGS.stale_after
+    return me, Replays()
+
+
+def test_an_event_whose_answer_is_in_slack_is_marked_not_replayed(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    orphan(store, "Ev1")
+    me, replays = sweeper(store, Answers(InSlack.YES))
+    with caplog.at_level(logging.WARNING, logger="concierge.takeover"):
+        assert me.tick(replays) == ["Ev1"]
+    assert replays.seen == []
+    claim = row(store, "Ev1")
+    assert (claim.owner, claim.takeovers, claim.body) == ("me", 1, None)
+    assert claim.answered_at is not None
+    assert "the answer of worker deadhost:7:0bad is already in Slack" in caplog.text
+    assert me.tick(replays) == [] and replays.seen == []
+
+
+@pytest.mark.parametrize("found", [InSlack.NO, InSlack.CANNOT_TELL])
+def test_an_event_whose_answer_is_not_in_slack_is_replayed_once(store: Store,
+                                                                 found: InSlack) -> None:
+    orphan(store, "Ev1")
+    answers = Answers(found)
+    me, replays = sweeper(store, answers)
+    assert me.tick(replays) == ["Ev1"]
+    assert [event_id for event_id, _ in replays.seen] == ["Ev1"]
+    assert [event_id for event_id, _ in answers.asked] == ["Ev1"]
+    assert me.tick(replays) == [] and len(replays.seen) == 1
+
+
+def test_a_failed_lookup_is_tried_again_at_the_next_beats(store: Store) -> None:
+    orphan(store, "Ev1")
+    orphan(store, "Ev2")
+    answers = Answers(InSlack.LOOKUP_FAILED, InSlack.LOOKUP_FAILED,  # Ev1, Ev2
+                      InSlack.YES, InSlack.LOOKUP_FAILED,  # Ev1 found; Ev2 fails again
+                      InSlack.LOOKUP_FAILED)  # Ev2, the last attempt: replayed anyway
+    me, replays = sweeper(store, answers)
+    assert me.tick(replays) == ["Ev1", "Ev2"]
+    assert me.unsettled == 2 and replays.seen == []
+    assert row(store, "Ev1").answered_at is None  # ours now, waiting for a lookup
+    assert me.tick(replays) == []
+    assert me.unsettled == 1 and replays.seen == []
+    assert row(store, "Ev1").answered_at is not None
+    assert me.tick(replays) == []
+    assert me.unsettled == 0
+    # Three failures: answered rather than lost, at worst a second time.
+    assert [event_id for event_id, _ in replays.seen] == ["Ev2"]
+    assert [event_id for event_id, _ in answers.asked] == ["Ev1", "Ev2", "Ev1", "Ev2", "Ev2"]
+    assert answers.said == []
+
+
+def test_a_lookup_that_raises_is_replayed(store: Store,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    orphan(store, "Ev1")
+
+    def broken(event_id: str, body: dict[str, Any]) -> InSlack:
+        raise KeyError("a bug")
+
+    me, replays = sweeper(store, broken)
+    with caplog.at_level(logging.ERROR, logger="concierge.takeover"):
+        assert me.tick(replays) == ["Ev1"]
+    assert "looking up the answer to event Ev1 failed" in caplog.text
+    assert [event_id for event_id, _ in replays.seen] == ["Ev1"]
+
+
+def test_lookups_that_keep_failing_past_the_max_age_answer_nothing(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    orphan(store, "Ev1")
+    me, replays = sweeper(store, Answers(InSlack.LOOKUP_FAILED))
+    assert me.tick(replays) == ["Ev1"] and me.unsettled == 1
+    later = utcnow() + SETTINGS.max_age
+    monkeypatch.setattr("bot.takeover.utcnow", lambda: later)
+    assert me.tick(replays) == []
+    assert me.unsettled == 0 and replays.seen == []
+
+
+def test_lookups_run_off_the_heartbeat_thread(store: Store) -> None:
+    orphan(store, "Ev1")
+    release = threading.Event()
+    asked: list[str] = []
+
+    def slow(event_id: str, body: dict[str, Any]) -> InSlack:
+        asked.append(threading.current_thread().name)
+        release.wait(30)  # a Web API waiting out a rate limit
+        return InSlack.NO
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup")
+    me, replays = sweeper(store, slow, executor=executor)
+    try:
+        # The tick returns while the lookup still waits: heartbeats go on meanwhile.
+        assert me.tick(replays) == ["Ev1"]
+        assert me.beat()
+    finally:
+        release.set()
+        executor.shutdown(wait=True)
+    assert len(asked) == 1 and asked[0].startswith("lookup")
+    assert [event_id for event_id, _ in replays.seen] == ["Ev1"]
