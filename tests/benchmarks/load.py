@@ -11,7 +11,12 @@ its own channel) while faults are injected on a timeline:
   kill       one gunicorn worker gets SIGKILL (the master starts a new one)
   slowkill   (not in the default set) every Web API call takes 2 s, and one second in
              one worker gets SIGKILL: it dies with a dozen answers in flight, most of
-             them already sent to the Web API, which (like Slack) still posts them
+             them already sent to the Web API, which (like Slack) still posts them; the
+             worker taking its events over must find those in the DM and not post again
+  limitkill  (not in the default set) chat.postMessage answers 429 for a while, and one
+             second in one worker gets SIGKILL: its answers wait out the rate limit in
+             memory, never posted, so the worker taking them over finds nothing in the
+             DM and must answer each of them once
   database   the database is unavailable for a while: for SQLite (default) another
              connection holds an exclusive lock, so every write fails after the busy
              timeout; for PostgreSQL (--database-url or $DATABASE_URL, a role allowed to
@@ -24,8 +29,8 @@ or failed (up to 3 times, immediately rather than after Slack's minutes, to keep
 short). Once every event has a reply the run still waits --settle seconds, longer than
 a takeover takes, so that a late second answer (a live worker's event taken over by
 mistake) would be counted. Reported: ack p50/p99, request-to-postMessage p50/p99, lost and
-duplicated replies per fault window, and how many events were taken over from a dead
-worker.
+duplicated replies per fault window, how many events were taken over from a dead worker,
+and of those how many had their answer found in Slack (marked answered, not replayed).
 
     python -m tests.benchmarks.load                      # 1,500 events at 50/s, all faults
     python -m tests.benchmarks.load --events 300 --faults none
@@ -65,7 +70,7 @@ from slackfakes import SIGNING_SECRET, Call, FakeSlackAPI, SlackSender
 ACK_DEADLINE_S = 3.0
 SLACK_RETRIES = 3
 ALL_FAULTS = ("ratelimit", "slow", "retries", "kill", "database")
-EXTRA_FAULTS = ("slowkill",)
+EXTRA_FAULTS = ("slowkill", "limitkill")
 QUESTIONS = ["my laptop is 5 years old", "I need VPN access from home",
              "mein Konto ist gesperrt", "I forgot my password",
              "we need a shared mailbox for the team", "how do I bake sourdough bread",
@@ -311,6 +316,9 @@ def _inject(window: Window, fake: FaultySlackAPI, master: int, db: Database,
     elif window.fault == "slowkill":
         fake.slow_until = now + length
         threading.Timer(1.0, _kill_one, (master, t0)).start()
+    elif window.fault == "limitkill":
+        fake.limited_until = now + length
+        threading.Timer(1.0, _kill_one, (master, t0)).start()
     elif window.fault == "database":
         db.stop()
         end = db.start
@@ -384,6 +392,7 @@ def _summarise(deliveries: list[Delivery], fake: FaultySlackAPI, windows: list[W
         "windows": [(w.fault, round(w.start, 1), round(w.end, 1)) for w in windows],
         "web_api_calls": dict(statuses),
         "taken_over": log_text.count("taking over event "),
+        "found_in_slack": log_text.count("is already in Slack"),
         "server_log": str(workdir / "serve.log"),
     }
 
@@ -418,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
           f"duplicated; ack p50 {result['ack_p50_ms'] or 0:.0f} ms, p99 "
           f"{result['ack_p99_ms']:.0f} ms, max {result['ack_max_ms']:.0f} ms; "
           f"request→postMessage p50 {result['reply_p50_ms'] or 0:.0f} ms, p99 "
-          f"{result['reply_p99_ms']:.0f} ms; {result['taken_over']} taken over",
-          file=sys.stderr)
+          f"{result['reply_p99_ms']:.0f} ms; {result['taken_over']} taken over, "
+          f"{result['found_in_slack']} of them already answered in Slack", file=sys.stderr)
     return 0 if ok else 1
 
 
