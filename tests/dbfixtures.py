@@ -12,13 +12,11 @@ Import the fixtures into a test module or conftest to use them.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pgdatabase import fresh_database
 
 POSTGRES_ENV = "CONCIERGE_TEST_POSTGRES_URL"
 
@@ -42,17 +40,8 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    server = make_url(postgres_server_url())
-    name = f"concierge_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield server.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_database(postgres_server_url(), "concierge_t") as url:
+        yield url
 
 
 @pytest.fixture

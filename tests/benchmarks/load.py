@@ -53,18 +53,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "slack"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pgdatabase import fresh_database
 from slackfakes import SIGNING_SECRET, Call, FakeSlackAPI, SlackSender
 
 ACK_DEADLINE_S = 3.0
@@ -193,30 +192,11 @@ def post_with_retries(slack: SlackSender, delivery: Delivery, event: dict[str, A
         slack.event(event, event_id=f"EvLOAD{delivery.index:07d}", retry_num=1)
 
 
-@contextmanager
-def fresh_postgres(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server of `server_url`; dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    server = make_url(server_url)
-    name = f"concierge_load_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield server.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     server_url = args.database_url or os.environ.get("DATABASE_URL", "")
     if not server_url:
         return _run(args, "")
-    with fresh_postgres(server_url) as database_url:
+    with fresh_database(server_url, "concierge_load") as database_url:
         return _run(args, database_url)
 
 

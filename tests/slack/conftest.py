@@ -6,6 +6,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -13,6 +14,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from slack_bolt import App
 from slackfakes import SIGNING_SECRET, FakeSlackAPI, SlackSender
 
 from bot.slack_app import SlackConfig, create_app, wsgi_app
@@ -139,6 +141,23 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+@contextmanager
+def serving(app: App, config: SlackConfig) -> Iterator[str]:
+    """`app` behind the request gate on a real WSGI server on 127.0.0.1, for the block;
+    yields the events URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @dataclass
 class RunningApp:
     slack: SlackSender
@@ -159,16 +178,8 @@ def running_app(fake_slack: FakeSlackAPI, catalogue_dir: Path,
     store = Store(config.database_url)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
     app = create_app(config, store=store, listener_executor=executor)
-    application = wsgi_app(app, signing_secret=config.signing_secret)
-    server = make_server("127.0.0.1", 0, application, server_class=_ThreadingWSGIServer,
-                         handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield RunningApp(SlackSender(f"{url}/slack/events", fake_slack), fake_slack, url)
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(app, config) as events_url:
+        url = events_url.removesuffix("/slack/events")
+        yield RunningApp(SlackSender(events_url, fake_slack), fake_slack, url)
     executor.shutdown(wait=True)
     store.close()

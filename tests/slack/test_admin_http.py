@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import make_server
 
 import pytest
 from conftest import (
@@ -23,15 +22,14 @@ from conftest import (
     CLARIFY_SHARING,
     COMPANY_CAR,
     NONE_QUESTION,
-    _QuietHandler,
-    _ThreadingWSGIServer,
+    serving,
     slack_env,
 )
 from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, buttons
 from sqlalchemy import text
 
 from bot.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, parse_button_value
-from bot.slack_app import Runtime, SlackConfig, build_runtime, create_app, make_client, wsgi_app
+from bot.slack_app import Runtime, SlackConfig, build_runtime, create_app, make_client
 from bot.store import QuestionRecord
 from bot.tables import utcnow
 
@@ -63,8 +61,6 @@ StartApp = Callable[..., App]
 @pytest.fixture
 def start_app(fake_slack: FakeSlackAPI, catalogue_dir: Path,
               tmp_path: Path) -> Iterator[StartApp]:
-    stops: list[Callable[[], None]] = []
-
     def start(**extra: str) -> App:
         env = {**slack_env(fake_slack, catalogue_dir, tmp_path / "data"),
                "CONCIERGE_ADMINS": ADMIN, "CONCIERGE_ADMIN_GROUP": GROUP,
@@ -74,26 +70,14 @@ def start_app(fake_slack: FakeSlackAPI, catalogue_dir: Path,
         runtime = build_runtime(config, client)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
         app = create_app(config, client=client, runtime=runtime, listener_executor=executor)
-        server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
-                             server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join()
-            executor.shutdown(wait=True)
-            runtime.guard.store.close()
-
-        stops.append(stop)
-        url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+        # Unwound last first: the server stops, then the listeners finish, then the store.
+        stack.callback(runtime.guard.store.close)
+        stack.callback(executor.shutdown, wait=True)
+        url = stack.enter_context(serving(app, config))
         return App(SlackSender(url, fake_slack), fake_slack, runtime)
 
-    yield start
-    for stop in stops:
-        stop()
+    with ExitStack() as stack:
+        yield start
 
 
 def responses(app: App) -> list[Call]:

@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +25,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import make_server
 
 import pytest
-from conftest import ANSWER_LAPTOP, _QuietHandler, _ThreadingWSGIServer, slack_env
+from conftest import ANSWER_LAPTOP, serving, slack_env
 from dbfixtures import db_url, postgres_url, sqlite_url
 from slack_sdk import WebClient
 from slackfakes import (
@@ -52,7 +50,6 @@ from bot.slack_app import (
     create_app,
     make_client,
     replay_into,
-    wsgi_app,
 )
 from bot.store import Store
 from bot.tables import ProcessedEvent, utcnow
@@ -108,16 +105,8 @@ def served(fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path) -> Ite
         lookup=runtime.deliveries.lookup))
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
     app = create_app(config, client=client, runtime=runtime, listener_executor=executor)
-    server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
-                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
-    yield Served(SlackSender(url, fake_slack), fake_slack, runtime, replay_into(app), clock)
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(app, config) as url:
+        yield Served(SlackSender(url, fake_slack), fake_slack, runtime, replay_into(app), clock)
     executor.shutdown(wait=True)
     runtime.guard.store.close()
 
@@ -323,24 +312,17 @@ def test_with_the_database_down_events_are_answered_and_marked_later(
     runtime = build_runtime(config, make_client(config), store=store)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
     app = create_app(config, runtime=runtime, listener_executor=executor)
-    server = make_server("127.0.0.1", 0, wsgi_app(app, signing_secret=config.signing_secret),
-                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
     try:
-        slack = SlackSender(f"http://127.0.0.1:{server.server_address[1]}/slack/events",
-                            fake_slack)
-        for n in range(2):
-            assert slack.dm(ANSWER_LAPTOP, channel=f"D0DOWN{n}").status == 200
-        fake_slack.wait_for("chat.postMessage", lambda c: c.params.get("channel") == "D0DOWN1")
-        executor.shutdown(wait=True)  # both listeners, and their completion hooks, are done
-        assert runtime.deliveries.pending_marks == 2
-        assert runtime.deliveries.tick(replay_into(app)) == []
+        with serving(app, config) as url:
+            slack = SlackSender(url, fake_slack)
+            for n in range(2):
+                assert slack.dm(ANSWER_LAPTOP, channel=f"D0DOWN{n}").status == 200
+            fake_slack.wait_for("chat.postMessage",
+                                lambda c: c.params.get("channel") == "D0DOWN1")
+            executor.shutdown(wait=True)  # both listeners, and their completion hooks, are done
+            assert runtime.deliveries.pending_marks == 2
+            assert runtime.deliveries.tick(replay_into(app)) == []
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
         store.close()
 
 
