@@ -10,8 +10,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,46 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"serve not healthy within {WAIT_SECONDS}s:\n{log.read_text()}")
         time.sleep(0.1)
+
+
+@dataclass
+class Host:
+    """One `concierge serve` process (one worker) and where it listens and logs."""
+
+    slack: SlackSender
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def serve_hosts(fake: FakeSlackAPI, catalogue: Path, folder: Path, names: Sequence[str],
+                **extra: str) -> Iterator[list[Host]]:
+    """A one-worker `concierge serve` per name, as separate hosts would run it (own data
+    folder and log in `folder`, `extra` settings), healthy for the block, then stopped."""
+    hosts: list[Host] = []
+    try:
+        for name in names:
+            port = free_port()
+            # After process_env, which drops a developer's DATABASE_URL: `extra` may set one.
+            env = process_env(fake, catalogue, folder / f"data-{name}", PORT=str(port),
+                              WEB_CONCURRENCY="1") | extra
+            log = folder / f"serve-{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(SERVE, env=env, stdout=out, stderr=subprocess.STDOUT)
+            hosts.append(Host(SlackSender(f"http://127.0.0.1:{port}/slack/events", fake),
+                              process, log))
+        for host in hosts:
+            wait_healthy(host.slack.url.removesuffix("/slack/events"), host.process, host.log)
+        yield hosts
+    finally:
+        for host in hosts:
+            host.process.send_signal(signal.SIGTERM)
+        for host in hosts:
+            try:
+                host.process.wait(timeout=WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                host.process.kill()
+                host.process.wait()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +39,7 @@ from slackfakes import (
     all_text,
 )
 from sqlalchemy import create_engine, select, update
-from test_serve_process import SERVE, free_port, process_env, wait_healthy
+from test_serve_process import Host, serve_hosts
 
 from bot.slack_app import (
     DUPLICATE_HEADER,
@@ -329,41 +328,12 @@ def test_with_the_database_down_events_are_answered_and_marked_later(
 # --- two processes: a worker killed between its ack and its reply ---------------------------
 
 
-@dataclass
-class Host:
-    slack: SlackSender
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
 @pytest.fixture
 def two_hosts(db_url: str, fake_slack: FakeSlackAPI, catalogue_dir: Path,
               tmp_path: Path) -> Iterator[tuple[Host, Host]]:
-    hosts: list[Host] = []
-    try:
-        for name in ("a", "b"):
-            port = free_port()
-            env = process_env(fake_slack, catalogue_dir, tmp_path / f"data-{name}",
-                              PORT=str(port), WEB_CONCURRENCY="1")
-            env |= {"DATABASE_URL": db_url, "CONCIERGE_TAKEOVER_AFTER": "2"}
-            log = tmp_path / f"serve-{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(SERVE, env=env, stdout=out,
-                                           stderr=subprocess.STDOUT)
-            hosts.append(Host(SlackSender(f"http://127.0.0.1:{port}/slack/events", fake_slack),
-                              process, log))
-        for host in hosts:
-            wait_healthy(host.slack.url.removesuffix("/slack/events"), host.process, host.log)
-        yield hosts[0], hosts[1]
-    finally:
-        for host in hosts:
-            host.process.send_signal(signal.SIGTERM)
-        for host in hosts:
-            try:
-                host.process.wait(timeout=WAIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                host.process.kill()
-                host.process.wait()
+    with serve_hosts(fake_slack, catalogue_dir, tmp_path, ("a", "b"), DATABASE_URL=db_url,
+                     CONCIERGE_TAKEOVER_AFTER="2") as (a, b):
+        yield a, b
 
 
 def eventually(check: Callable[[], Any], what: str) -> Any:
