@@ -94,14 +94,6 @@ class ExampleSpans:
         starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
         return cls(starts, counts)
 
-    def best_per_offering(self, scores: FloatArray) -> FloatArray:
-        """Each offering's best example score; 0 for an offering without examples."""
-        best = np.zeros(len(self.counts))
-        has = self.counts > 0
-        if scores.size:
-            best[has] = np.maximum.reduceat(scores, self.starts[has])
-        return best
-
     def best_example(self, scores: FloatArray, offering: int, *, positive: bool) -> int:
         """Index of offering's best example, or -1 (none, or none above 0 if `positive`).
         Asked only for the few candidates shown, so no per-question sort of every example."""
@@ -359,7 +351,7 @@ class LexicalIndex:
 
     def _nearest(self, ex_scores: FloatArray, touched: Sequence[slice]) -> FloatArray:
         """Each offering's best example score, over the examples the question touched only.
-        The same numbers as a segment maximum over every example (`best_per_offering`):
+        The same numbers as a segment maximum over every example (the tests compare):
         scores are never negative, so an untouched example (0) is never the only maximum;
         but that pass grows with the catalogue, and common words touch a small part of it."""
         best = np.zeros(self._n_offerings)

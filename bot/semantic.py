@@ -140,15 +140,20 @@ class SemanticIndex:
         if not self._vectors.size:
             return out
         for slot, k in enumerate(int(o) for o in offerings):
-            j = self.nearest_example(question, k)
+            j, nearest = self._nearest(question, k)
             if j >= 0:
-                nearest = float(self._vectors[j] @ question)
                 centroid = float(self._centroids[k] @ question)
                 out[slot] = min(max(0.5 * centroid + 0.5 * nearest, 0.0), 1.0)
         return out
 
     def nearest_example(self, question: F32, offering: int) -> int:
+        return self._nearest(question, offering)[0]
+
+    def _nearest(self, question: F32, offering: int) -> tuple[int, float]:
+        """The offering's example closest to the question and its cosine; (-1, 0) if none."""
         start, count = int(self._spans.starts[offering]), int(self._spans.counts[offering])
         if count == 0 or not self._vectors.size:
-            return -1
-        return start + int(np.argmax(self._vectors[start:start + count] @ question))
+            return -1, 0.0
+        sims = self._vectors[start:start + count] @ question
+        best = int(np.argmax(sims))
+        return start + best, float(sims[best])
