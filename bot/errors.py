@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.models import Problem
+    from bot.catalogue.models import Problem
 
 
 class ConciergeError(Exception):

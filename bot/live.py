@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.engine import build_matcher
-from bot.loader import check_knowledge, knowledge_files
-from bot.matcher import Matcher
-from bot.models import Catalog, CatalogDiff, Problem
-from bot.recorder import BestEffort
+from bot.catalogue.loader import check_knowledge, knowledge_files
+from bot.catalogue.models import Catalog, CatalogDiff, Problem
+from bot.matching.engine import build_matcher
+from bot.matching.matcher import Matcher
+from bot.store.recorder import BestEffort
 
 log = logging.getLogger("concierge.reload")
 

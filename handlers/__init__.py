@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 from slack_bolt import App
 
-from bot.admin import AdminCommand, AdminDesk, AdminPolicy, help_view, refusal_view
-from bot.admin_replies import report_messages
+from bot.admin.desk import AdminCommand, AdminDesk, AdminPolicy, help_view, refusal_view
+from bot.catalogue.models import Catalog, DecisionKind
 from bot.live import LiveCatalogue
-from bot.matcher import Matcher
-from bot.models import Catalog, DecisionKind
-from bot.recorder import Recorder
-from bot.replies import (
+from bot.matching.matcher import Matcher
+from bot.slack.admin_replies import report_messages
+from bot.slack.replies import (
     Message,
     ServiceDesk,
     chosen_message,
@@ -28,6 +27,7 @@ from bot.replies import (
     none_message,
     parse_button_value,
 )
+from bot.store.recorder import Recorder
 
 log = logging.getLogger("concierge.questions")
 admin_log = logging.getLogger("concierge.admin")

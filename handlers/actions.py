@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.replies import (
+from bot.slack.replies import (
     ACTION_CHOOSE_NONE,
     ACTION_CHOOSE_RE,
     ACTION_HELPFUL,

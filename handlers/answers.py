@@ -1,6 +1,6 @@
 """Where an event's answer goes, the metadata that names the event on it, and the lookup
 that finds it there again: a taken-over event whose answer the dead worker did post is
-not answered twice (`bot.takeover`).
+not answered twice (`bot.store.takeover`).
 
     answering   chat.postMessage(channel, thread_ts,
                                  metadata={"event_type": "concierge_answer",
@@ -29,7 +29,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.takeover import InSlack, Lookup, event_id_of
+from bot.store.takeover import InSlack, Lookup, event_id_of
 
 log = logging.getLogger("concierge.takeover")
 
@@ -98,7 +98,7 @@ def names_event(message: Mapping[str, Any], event_id: str) -> bool:
 
 
 def answer_lookup(client: WebClient) -> Lookup:
-    """A `bot.takeover.Lookup` asking the Web API through `client` (which waits out rate
+    """A `bot.store.takeover.Lookup` asking the Web API through `client` (which waits out rate
     limits and retries connection errors itself)."""
 
     def lookup(event_id: str, body: dict[str, Any]) -> InSlack:

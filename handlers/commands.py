@@ -10,8 +10,8 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.admin import parse_admin_command
-from bot.replies import slack_to_plain
+from bot.admin.desk import parse_admin_command
+from bot.slack.replies import slack_to_plain
 from handlers import Concierge
 
 COMMAND = "/concierge"

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.replies import (
+from bot.slack.replies import (
     ACTION_OPEN_SEARCH,
     SEARCH_BLOCK_ID,
     SEARCH_CALLBACK_ID,

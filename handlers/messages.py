@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from bot.replies import slack_to_plain
+from bot.slack.replies import slack_to_plain
 from handlers import Concierge
 from handlers.answers import answer_metadata, place_of
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.admin import AdminCommand, AdminPolicy, parse_admin_command
-from bot.admin_replies import RESPONSE_URL_MESSAGES, report_messages
+from bot.admin.desk import AdminCommand, AdminPolicy, parse_admin_command
+from bot.admin.gaps import Need, group_needs
+from bot.admin.reports import ReportView, Section, percentile
 from bot.errors import ConfigError
-from bot.gaps import Need, group_needs
-from bot.operations import OperationsConfig
-from bot.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
-from bot.reports import ReportView, Section, percentile
+from bot.slack.admin_replies import RESPONSE_URL_MESSAGES, report_messages
+from bot.slack.operations import OperationsConfig
+from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from bot.engine import build_matcher
+from bot.matching.engine import build_matcher
 from tests.benchmarks.datasets import clinc150, to_cases, to_catalog
 
 Features = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]

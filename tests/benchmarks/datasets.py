@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.evaluate import Case
-from bot.models import Catalog, Kind, Offering, Owner, RequestInfo
+from bot.catalogue.models import Catalog, Kind, Offering, Owner, RequestInfo
+from bot.matching.evaluate import Case
 
 SHARED = Path(os.environ.get("CONCIERGE_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 BENCHMARKS = SHARED / "benchmarks"

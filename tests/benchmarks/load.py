@@ -214,7 +214,7 @@ def _run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     else:
         env.pop("DATABASE_URL", None)
     log = (workdir / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "bot.serve"], env=env, stdout=log,
+    server = subprocess.Popen([sys.executable, "-m", "bot.slack.serve"], env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -49,8 +49,8 @@ def _pin_to_one_cpu() -> None:
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
-    from bot.engine import build_matcher
-    from bot.loader import load_catalog
+    from bot.catalogue.loader import load_catalog
+    from bot.matching.engine import build_matcher
 
     t1 = time.perf_counter()
     profiler = _profiler(args.profile_to, "build")

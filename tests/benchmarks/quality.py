@@ -5,7 +5,7 @@
 
 One table per data set (CLINC150 test with its out-of-scope queries, BANKING77 test, each
 at K shots per intent; the held-out IT catalogue in `tests/benchmarks/heldout`), one row
-per matcher. Concierge's thresholds are those of `bot/thresholds.py`; the reference
+per matcher. Concierge's thresholds are those of `bot/matching/thresholds.py`; the reference
 matchers' decision rules are chosen here on CLINC150 *val* (K=10) before any test question
 is seen. Nothing is tuned on test, and only aggregate numbers are printed: the held-out
 questions must stay unseen.
@@ -25,14 +25,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bot.catalogue.loader import load_catalog
+from bot.catalogue.models import Catalog, Decision
 from bot.errors import EmbeddingUnavailable
-from bot.evaluate import Case, Outcome, Report, load_cases
-from bot.lexical import FloatArray
-from bot.loader import load_catalog
-from bot.matcher import Matcher
-from bot.models import Catalog, Decision
-from bot.semantic import Embedder, SemanticIndex
-from bot.thresholds import MAX_QUERY_CHARS
+from bot.matching.evaluate import Case, Outcome, Report, load_cases
+from bot.matching.lexical import FloatArray
+from bot.matching.matcher import Matcher
+from bot.matching.semantic import Embedder, SemanticIndex
+from bot.matching.thresholds import MAX_QUERY_CHARS
 from tests.benchmarks.datasets import (
     BENCHMARKS,
     IntentData,
@@ -55,8 +55,8 @@ DATASETS = ("clinc150", "banking77", "heldout")
 MATCHERS = ("lexical", "semantic", "bm25", "centroid")
 CALIBRATION_SHOTS = 10
 """The reference rules are chosen on CLINC150 val at this K, as Concierge's thresholds were."""
-# The bounds that `bot/thresholds.py` documents for the Concierge mode each reference stands
-# beside: at most 2% confidently wrong; words alone decline fewer out-of-scope questions.
+# The bounds that `bot/matching/thresholds.py` documents for the Concierge mode each reference
+# stands beside: at most 2% confidently wrong; words alone decline fewer out-of-scope questions.
 BOUNDS = {"bm25": (0.02, 0.5), "centroid": (0.02, 0.9)}
 LABELS = {"lexical": "Concierge lexical", "semantic": "Concierge semantic",
           "bm25": "BM25 (reference)", "centroid": "MiniLM centroid (reference)"}
@@ -184,7 +184,7 @@ def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
 
 def measure(contender: Contender, cases: Sequence[Case],
             forget: Callable[[], None]) -> dict[str, float | None]:
-    """`bot.evaluate`'s metrics (one timed `decide` per question, as `concierge eval`
+    """`bot.matching.evaluate`'s metrics (one timed `decide` per question, as `concierge eval`
     times it), plus the AUROC of the top score."""
     if cases:
         contender.decide(cases[0].question)  # lazy set-up is not a question's cost
@@ -249,7 +249,7 @@ class Matchers:
         self.skipped.append(f"{LABELS[name]} not measured: {why}")
 
     def _load_model(self, threads: int) -> BenchEmbedder | None:
-        from bot.embeddings import load_embedder
+        from bot.matching.embeddings import load_embedder
 
         try:
             # Uncached: the on-disk cache would turn repeated runs into cache look-ups.
@@ -348,7 +348,7 @@ def footnotes(matchers: Matchers) -> list[str]:
         "questions; OOS declined over out-of-scope ones. AUROC: in-scope vs out-of-scope by "
         "the top score. ms: one question's decision, median and p99; × BM25 ms: median "
         "time relative to BM25's in the same run.",
-        "Concierge: thresholds of bot/thresholds.py (chosen on CLINC150 val).",
+        "Concierge: thresholds of bot/matching/thresholds.py (chosen on CLINC150 val).",
     ]
     for name, cal in matchers.rules.items():
         wrong, declined = BOUNDS[name]

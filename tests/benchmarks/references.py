@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
-from bot.semantic import Embedder
+from bot.catalogue.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
+from bot.matching.semantic import Embedder
 
 Scores = NDArray[np.float64]
 CHOICES = 3
@@ -114,7 +114,7 @@ class Rule:
 
 class RuleMatcher:
     """A ranker plus a rule: `decide` returns the same `Decision` as Concierge's matcher,
-    so `bot.evaluate` measures both with the same definitions."""
+    so `bot.matching.evaluate` measures both with the same definitions."""
 
     def __init__(self, catalog: Catalog, ranker: Ranker, rule: Rule) -> None:
         self.catalog = catalog

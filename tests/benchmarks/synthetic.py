@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from bot.loader import load_catalog
+from bot.catalogue.loader import load_catalog
 
 PER_FILE = 100
 

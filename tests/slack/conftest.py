@@ -17,8 +17,8 @@ import pytest
 from slack_bolt import App
 from slackfakes import SIGNING_SECRET, FakeSlackAPI, SlackSender
 
-from bot.slack_app import SlackConfig, create_app, wsgi_app
-from bot.store import Store
+from bot.slack.app import SlackConfig, create_app, wsgi_app
+from bot.store.database import Store
 
 CATALOGUE = """\
 offerings:

@@ -28,10 +28,10 @@ from conftest import (
 from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, buttons
 from sqlalchemy import text
 
-from bot.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, parse_button_value
-from bot.slack_app import Runtime, SlackConfig, build_runtime, create_app, make_client
-from bot.store import QuestionRecord
-from bot.tables import utcnow
+from bot.slack.app import Runtime, SlackConfig, build_runtime, create_app, make_client
+from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, parse_button_value
+from bot.store.database import QuestionRecord
+from bot.store.tables import utcnow
 
 ADMIN = "U0ADMIN1"
 GROUP = "S0ADMINS1"

@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from slackfakes import BOT_ID, BOT_TOKEN, BOT_USER_ID, FakeSlackAPI
 from test_serve_process import free_port
 
-from bot.takeover import InSlack
+from bot.store.takeover import InSlack
 from handlers.answers import (
     ANSWER_EVENT_TYPE,
     MAX_PAGES,

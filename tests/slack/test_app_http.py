@@ -20,10 +20,10 @@ from conftest import (
 from slack_bolt.request import BoltRequest
 from slackfakes import BOT_ID, BOT_USER_ID, Call, FakeSlackAPI, all_text, buttons
 
-from bot.replies import parse_button_value
-from bot.slack_app import DUPLICATE_HEADER as DUPLICATE
-from bot.slack_app import SlackConfig, create_app
-from bot.store import Store
+from bot.slack.app import DUPLICATE_HEADER as DUPLICATE
+from bot.slack.app import SlackConfig, create_app
+from bot.slack.replies import parse_button_value
+from bot.store.database import Store
 
 DUPLICATE_HEADER = DUPLICATE.lower()
 

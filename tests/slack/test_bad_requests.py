@@ -17,7 +17,7 @@ import pytest
 from conftest import ANSWER_LAPTOP, RunningApp
 from slackfakes import SIGNING_SECRET, TEAM_ID, WAIT_SECONDS, Reply, signature
 
-from bot.request_gate import MAX_BODY_BYTES
+from bot.slack.gate import MAX_BODY_BYTES
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

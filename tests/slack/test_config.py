@@ -11,7 +11,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.errors import ConfigError
-from bot.slack_app import DEFAULT_API_URL, SlackConfig, make_client
+from bot.slack.app import DEFAULT_API_URL, SlackConfig, make_client
 
 GOOD = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "abc123"}
 

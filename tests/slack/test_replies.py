@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from slackfakes import all_text, buttons
 
-from bot.models import (
+from bot.catalogue.models import (
     Candidate,
     Catalog,
     Decision,
@@ -18,7 +18,7 @@ from bot.models import (
     Owner,
     RequestInfo,
 )
-from bot.replies import (
+from bot.slack.replies import (
     BUTTON_TEXT_LIMIT,
     MESSAGE_BLOCK_LIMIT,
     SECTION_TEXT_LIMIT,

@@ -20,11 +20,11 @@ import pytest
 from conftest import ANSWER_LAPTOP, slack_env
 from slackfakes import WAIT_SECONDS, FakeSlackAPI, SlackSender
 
-from bot.slack_app import DUPLICATE_HEADER
+from bot.slack.app import DUPLICATE_HEADER
 
-# `python -m bot.serve` runs the same `cmd_serve` as `concierge serve`, without
+# `python -m bot.slack.serve` runs the same `cmd_serve` as `concierge serve`, without
 # depending on the console script being on PATH.
-SERVE = [sys.executable, "-m", "bot.serve"]
+SERVE = [sys.executable, "-m", "bot.slack.serve"]
 
 
 def process_env(fake: FakeSlackAPI, catalogue: Path, data_dir: Path,

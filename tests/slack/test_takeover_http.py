@@ -41,7 +41,7 @@ from slackfakes import (
 from sqlalchemy import create_engine, select, update
 from test_serve_process import Host, serve_hosts
 
-from bot.slack_app import (
+from bot.slack.app import (
     DUPLICATE_HEADER,
     Runtime,
     SlackConfig,
@@ -50,9 +50,9 @@ from bot.slack_app import (
     make_client,
     replay_into,
 )
-from bot.store import Store
-from bot.tables import ProcessedEvent, utcnow
-from bot.takeover import Deliveries, Replay, TakeoverSettings
+from bot.store.database import Store
+from bot.store.tables import ProcessedEvent, utcnow
+from bot.store.takeover import Deliveries, Replay, TakeoverSettings
 from handlers.answers import ANSWER_EVENT_TYPE
 
 __all__ = ["db_url", "postgres_url", "sqlite_url"]

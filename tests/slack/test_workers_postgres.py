@@ -18,7 +18,7 @@ from dbfixtures import postgres_url
 from slackfakes import WAIT_SECONDS, FakeSlackAPI, all_text
 from test_serve_process import Host, serve_hosts
 
-from bot.slack_app import DUPLICATE_HEADER
+from bot.slack.app import DUPLICATE_HEADER
 
 __all__ = ["postgres_url"]
 

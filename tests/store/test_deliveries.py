@@ -1,4 +1,4 @@
-"""One worker's part in "claimed, not yet answered" (`bot.takeover.Deliveries`) on a real
+"""One worker's part in "claimed, not yet answered" (`bot.store.takeover.Deliveries`) on a real
 store: claims and marks through the best-effort guard, marks kept while the database is
 down, heartbeats, the sweep that takes over a dead worker's events and only those, and
 what a lookup in Slack decides before a taken-over event is replayed (the lookup is a
@@ -24,10 +24,10 @@ from dbfixtures import db_url, postgres_url, sqlite_url
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from bot.recorder import BestEffort
-from bot.store import Store
-from bot.tables import ProcessedEvent, utcnow
-from bot.takeover import (
+from bot.store.database import Store
+from bot.store.recorder import BestEffort
+from bot.store.tables import ProcessedEvent, utcnow
+from bot.store.takeover import (
     Deliveries,
     InSlack,
     Lookup,
@@ -255,7 +255,7 @@ def test_an_unreachable_database_never_raises(caplog: pytest.LogCaptureFixture) 
 
 def test_marks_waiting_for_the_database_are_bounded(monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr("bot.takeover.MAX_PENDING_MARKS", 3)
+    monkeypatch.setattr("bot.store.takeover.MAX_PENDING_MARKS", 3)
     down = Store("postgresql+psycopg://concierge@127.0.0.1:1/concierge", migrate=False)
     me = Deliveries(BestEffort(down, schema_ready=False), SETTINGS, worker_id="me")
     try:
@@ -361,7 +361,7 @@ def test_lookups_that_keep_failing_past_the_max_age_answer_nothing(
     me, replays = sweeper(store, Answers(InSlack.LOOKUP_FAILED))
     assert me.tick(replays) == ["Ev1"] and me.unsettled == 1
     later = utcnow() + SETTINGS.max_age
-    monkeypatch.setattr("bot.takeover.utcnow", lambda: later)
+    monkeypatch.setattr("bot.store.takeover.utcnow", lambda: later)
     assert me.tick(replays) == []
     assert me.unsettled == 0 and replays.seen == []
 

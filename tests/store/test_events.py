@@ -12,11 +12,11 @@ import pytest
 from dbfixtures import db_url, postgres_url, sqlite_url
 
 from bot.errors import ConfigError
-from bot.store import Store, database_url
+from bot.store.database import Store, database_url
 
 CLAIMER = """
 import sys
-from bot.store import Store
+from bot.store.database import Store
 store = Store(sys.argv[1])
 won = [str(n) for n in range(int(sys.argv[2])) if store.claim_event(f"Ev{n}")]
 store.close()
@@ -28,7 +28,7 @@ __all__ = ["db_url", "postgres_url", "sqlite_url"]
 
 BUMPER = """
 import sys
-from bot.store import Store
+from bot.store.database import Store
 store = Store(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     store.bump_generation()

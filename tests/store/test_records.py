@@ -19,12 +19,12 @@ from alembic.runtime.migration import MigrationContext
 from dbfixtures import db_url, no_database_env, postgres_url, sqlite_url
 from sqlalchemy import create_engine, text
 
-from bot.loader import load_catalog
-from bot.models import Catalog
-from bot.recorder import RETRY_AFTER, BestEffort, Recorder, RecorderSettings, user_hash
-from bot.reports import gaps_report, load_activity, owners_report, stats_report
-from bot.store import QuestionRecord, Store
-from bot.tables import Base, utcnow
+from bot.admin.reports import gaps_report, load_activity, owners_report, stats_report
+from bot.catalogue.loader import load_catalog
+from bot.catalogue.models import Catalog
+from bot.store.database import QuestionRecord, Store
+from bot.store.recorder import RETRY_AFTER, BestEffort, Recorder, RecorderSettings, user_hash
+from bot.store.tables import Base, utcnow
 
 __all__ = ["db_url", "no_database_env", "postgres_url", "sqlite_url"]
 
@@ -200,7 +200,7 @@ def test_clicks_on_unknown_questions_are_kept_without_the_reference(store: Store
 
 
 def test_user_ids_are_stored_only_as_keyed_hashes(store: Store, catalog: Catalog) -> None:
-    from bot.matcher import Matcher
+    from bot.matching.matcher import Matcher
 
     decision = Matcher(catalog).decide("I need the vpn")
     keyed = Recorder(BestEffort(store), RecorderSettings(user_hash_key=b"k" * 32))
@@ -225,7 +225,7 @@ class FakeClock:
 
 def test_a_database_that_is_down_costs_one_warning(caplog: pytest.LogCaptureFixture,
                                                    catalog: Catalog) -> None:
-    from bot.matcher import Matcher
+    from bot.matching.matcher import Matcher
 
     # Nothing listens on port 1: every connection is refused at once.
     down = Store("postgresql+psycopg://concierge@127.0.0.1:1/concierge", migrate=False)
@@ -246,7 +246,7 @@ def test_a_database_that_is_down_costs_one_warning(caplog: pytest.LogCaptureFixt
 
 def test_recording_resumes_when_the_database_is_back(postgres_url: str, catalog: Catalog,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    from bot.matcher import Matcher
+    from bot.matching.matcher import Matcher
 
     name = postgres_url.rsplit("/", 1)[1]
     admin = create_engine(postgres_url.rsplit("/", 1)[0] + "/postgres",

@@ -17,9 +17,9 @@ from alembic import command
 from dbfixtures import db_url, postgres_url, sqlite_url
 from sqlalchemy import create_engine, inspect, select
 
-from bot.migrate import alembic_config, head_revision
-from bot.store import Store
-from bot.tables import ProcessedEvent, WorkerHeartbeat, utcnow
+from bot.store.database import Store
+from bot.store.migrate import alembic_config, head_revision
+from bot.store.tables import ProcessedEvent, WorkerHeartbeat, utcnow
 
 __all__ = ["db_url", "postgres_url", "sqlite_url"]
 
@@ -137,7 +137,7 @@ def test_heartbeats_are_one_row_per_worker_and_pruned_with_old_events(store: Sto
 TAKER = """
 import sys
 from datetime import timedelta
-from bot.store import Store
+from bot.store.database import Store
 store = Store(sys.argv[1], migrate=False)
 me = sys.argv[2]
 store.heartbeat(me)  # a live sweeper, as in production: what it takes is not stale again

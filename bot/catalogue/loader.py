@@ -1,0 +1,588 @@
+"""Read a knowledge directory into a `Catalog`, collecting every problem in one pass.
+
+Each YAML file is parsed once with PyYAML's safe loader: the node tree keeps the
+line of every key, the safe constructor turns it into plain data (an unknown tag
+such as `!!python/object` is an error, never executed), the shipped JSON Schema
+validates it, and cross-file rules (unique ids, references) run last. Only
+offerings without errors become `Offering` values; raw dicts stop here.
+
+Parsing and validating are most of the time a large catalogue takes to load, so a file
+that passed both is remembered in the app's cache directory under a digest of its bytes
+(`bot.catalogue.cache`): next time the same bytes skip straight to the cross-file rules,
+which always run. A file with any problem is never remembered, so its problems are found
+and reported again on every load, and an edited file has a new digest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from bot.catalogue import cache as catalog_cache
+from bot.catalogue.cache import DiskCache
+from bot.catalogue.models import (
+    Catalog,
+    Kind,
+    Lifecycle,
+    Offering,
+    Owner,
+    Problem,
+    RequestInfo,
+    Severity,
+    SourceRef,
+)
+from bot.errors import KnowledgeError
+from bot.settings import cache_dir
+
+YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 2_000_000
+MAX_FILES = 20_000
+MAX_NODES = 200_000
+
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """The outcome of reading a knowledge directory: a catalogue when there were no errors."""
+
+    catalog: Catalog | None
+    problems: tuple[Problem, ...]
+    files: int
+    cached_files: int = 0
+    """Files taken from the cache of validated files (unchanged since they last passed)."""
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.is_error)
+
+
+def schema_path() -> Path:
+    """The JSON Schema file shipped with the package (for editors and docs)."""
+    return Path(str(resources.files("bot.catalogue") / "schema" / "offering.schema.json"))
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    with schema_path().open(encoding="utf-8") as fh:
+        loaded: dict[str, Any] = json.load(fh)
+    return loaded
+
+
+@cache
+def _offering_validator() -> Draft202012Validator:
+    # References resolved once here rather than on every field of every offering: that lookup
+    # was a third of validation time on a 10,000-offering catalogue.
+    defs = _schema()["$defs"]
+    return Draft202012Validator(_inline_refs(defs["offering"], defs))
+
+
+_ANNOTATIONS = frozenset({"description", "title", "$comment", "examples"})
+
+
+def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
+    """The schema with every local `#/$defs/...` reference replaced by its definition (the
+    shipped schema's definitions are not recursive)."""
+    if isinstance(node, list):
+        return [_inline_refs(x, defs) for x in node]
+    if not isinstance(node, dict):
+        return node
+    rest = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$ref"}
+    ref = node.get("$ref")
+    if not (isinstance(ref, str) and ref.startswith("#/$defs/")):
+        return rest if ref is None else {**rest, "$ref": ref}
+    target = _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+    if set(target) & set(rest) - _ANNOTATIONS:
+        return {**rest, "allOf": [target]}  # both constrain the same keyword: keep both
+    return {**target, **rest}
+
+
+def _offering_fields() -> tuple[str, ...]:
+    return tuple(_schema()["$defs"]["offering"]["properties"])
+
+
+def load_catalog(root: str | os.PathLike[str], *, cache: bool = True) -> Catalog:
+    """Load and validate; raise `KnowledgeError` carrying every problem if any is an error."""
+    report = check_knowledge(root, cache=cache)
+    if report.catalog is None:
+        raise KnowledgeError(report.problems)
+    return report.catalog
+
+
+def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True) -> LoadReport:
+    """Validate a knowledge directory and build the catalogue if it has no errors.
+
+    With `cache`, files unchanged since they last passed are taken from the cache of
+    validated files instead of being parsed and validated again.
+    """
+    base = Path(root)
+    problems: list[Problem] = []
+    if not base.is_dir():
+        what = "does not exist" if not base.exists() else "is not a directory"
+        problem = Problem(str(base), 0, "knowledge", f"the knowledge directory {what}")
+        return LoadReport(None, (problem,), 0)
+    files = list(knowledge_files(base, problems))
+    validated = _ValidatedFiles.open(base) if cache else None
+    raw: list[_RawOffering] = []
+    for path in files:
+        raw.extend(_read_file(path, problems, validated))
+    if validated is not None:
+        validated.save()
+    if not files and not problems:
+        problems.append(Problem(str(base), 0, "knowledge", "no *.yaml or *.yml files found"))
+    offerings = _cross_check(raw, problems)
+    problems.sort(key=lambda p: (p.path, p.line, p.severity != Severity.ERROR))
+    hits = validated.hits if validated is not None else 0
+    if any(p.is_error for p in problems):
+        return LoadReport(None, tuple(problems), len(files), hits)
+    return LoadReport(Catalog(tuple(offerings), root=str(base)), tuple(problems), len(files),
+                      hits)
+
+
+def knowledge_files(base: Path, problems: list[Problem]) -> Iterator[Path]:
+    """The knowledge files under `base` that the loader reads, in reading order."""
+    # os.walk does not follow directory symlinks, so a symlink loop cannot trap it.
+    found = 0
+    for dirpath, dirnames, filenames in os.walk(base, onerror=None):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.lower().endswith(YAML_SUFFIXES):
+                continue
+            found += 1
+            if found > MAX_FILES:
+                problems.append(Problem(str(base), 0, "knowledge",
+                                        f"more than {MAX_FILES} files; the rest were not read"))
+                return
+            yield Path(dirpath) / name
+
+
+@dataclass(slots=True)
+class _RawOffering:
+    """An offering mapping that passed the schema, with the lines of its fields."""
+
+    data: dict[str, Any]
+    path: str
+    line: int
+    lines: dict[JsonPath, int]
+
+
+# What the cross-file rules look up in an offering's line index (`_cross_check`); only
+# these lines are kept past validation, which keeps cached files small and quick to read.
+_CROSS_CHECKED = frozenset({"id", "includes", "replaced_by", "lifecycle"})
+
+# A validated file as cached: per offering, its data, first line and cross-checked lines.
+_CachedFile = tuple[tuple[dict[str, Any], int, dict[JsonPath, int]], ...]
+
+
+class _ValidatedFiles:
+    """The files of one knowledge directory that passed parsing and validation, by the
+    SHA-256 of their bytes, as remembered from the last load and as found by this one."""
+
+    def __init__(self, disk: DiskCache, key: str) -> None:
+        self._disk = disk
+        self._key = key
+        stored = disk.read(key)
+        self._before: dict[str, _CachedFile] = stored if isinstance(stored, dict) else {}
+        self._now: dict[str, _CachedFile] = {}
+        self.hits = 0
+
+    @classmethod
+    def open(cls, base: Path) -> _ValidatedFiles:
+        # One cache file per knowledge directory: it holds exactly that directory's files as
+        # of the last load, so entries of edited or deleted files drop out when it is saved.
+        key = hashlib.sha256(str(base.resolve()).encode()).hexdigest()[:24]
+        return cls(DiskCache(cache_dir(), "knowledge", _cache_version()), key)
+
+    def get(self, digest: str) -> _CachedFile | None:
+        found = self._before.get(digest)
+        if found is not None:
+            self._now[digest] = found
+            self.hits += 1
+        return found
+
+    def put(self, digest: str, offerings: Sequence[_RawOffering]) -> None:
+        self._now[digest] = tuple((r.data, r.line, r.lines) for r in offerings)
+
+    def save(self) -> None:
+        if self._now.keys() != self._before.keys():
+            self._disk.write(self._key, self._now)
+
+
+def _cache_version() -> str:
+    # Read at every load, not once: the limits are part of what a file passed.
+    return f"{_static_cache_version()}:{MAX_FILE_BYTES}:{MAX_NODES}"
+
+
+@cache
+def _static_cache_version() -> str:
+    # Whatever decides whether a file passes and what it yields: this module's code, the
+    # schema, the YAML and JSON Schema libraries, and the Python that runs them.
+    return catalog_cache.code_version(
+        sys.modules[__name__], schema_path(), sys.version,
+        catalog_cache.package_version("pyyaml"), catalog_cache.package_version("jsonschema"),
+        "libyaml" if _SAFE_LOADER is not yaml.SafeLoader else "pure-python")
+
+
+def _read_file(path: Path, problems: list[Problem],
+               validated: _ValidatedFiles | None = None) -> list[_RawOffering]:
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(Problem(where, 1, "file",
+                                    f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}"))
+            return []
+        blob = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(where, 0, "file", f"cannot read file: {exc.strerror or exc}"))
+        return []
+    if validated is None:
+        return _read_blob(blob, where, problems)
+    digest = hashlib.sha256(blob).hexdigest()
+    known = validated.get(digest)
+    if known is not None:
+        return [_RawOffering(data, where, line, lines) for data, line, lines in known]
+    before = len(problems)
+    found = _read_blob(blob, where, problems)
+    if len(problems) == before:  # warnings too: they must be reported again next time
+        validated.put(digest, found)
+    return found
+
+
+def _read_blob(blob: bytes, where: str, problems: list[Problem]) -> list[_RawOffering]:
+    try:
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = blob[: exc.start].count(b"\n") + 1
+        problems.append(Problem(where, line, "file", "is not UTF-8 text"))
+        return []
+    try:
+        node, data = _parse(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and mark and mark.line >= len(text.splitlines()):
+            mark = exc.context_mark  # at end of file: where the open construct began
+        line = mark.line + 1 if mark else 1
+        what = exc.problem or "invalid YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            what = f"{what} (only plain YAML is allowed)"
+        problems.append(Problem(where, line, "yaml", what))
+        return []
+    except yaml.YAMLError as exc:
+        problems.append(Problem(where, 1, "yaml", str(exc).splitlines()[0]))
+        return []
+    except RecursionError:
+        problems.append(Problem(where, 1, "yaml", "nested too deeply"))
+        return []
+    if node is None:
+        problems.append(Problem(where, 1, "file", "file is empty", Severity.WARNING))
+        return []
+    lines: dict[JsonPath, int] = {}
+    try:
+        nodes = _count_nodes(node)
+    except RecursionError:  # libyaml parses any depth; walking the tree in Python cannot
+        problems.append(Problem(where, 1, "yaml", "nested too deeply"))
+        return []
+    if nodes > MAX_NODES:
+        problems.append(Problem(where, 1, "file", f"more than {MAX_NODES:,} YAML nodes "
+                                "(deep nesting or alias expansion); split the file"))
+        return []
+    _index_lines(node, (), lines, where, problems, seen=set())
+    return _split_offerings(data, lines, where, problems)
+
+
+# libyaml's parser keeps the same marks (line numbers) and is several times faster on large
+# catalogues; the pure-Python one is the fallback where PyYAML was built without it.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    loader = _SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return node, data
+
+
+def _count_nodes(root: yaml.Node) -> int:
+    """Nodes as the data would expand them (aliases counted each time), stopping early."""
+    memo: dict[int, int] = {}
+
+    def count(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # a recursive alias counts once instead of looping
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(count(k) + count(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(count(v) for v in node.value)
+        memo[key] = min(total, MAX_NODES + 1)
+        return memo[key]
+
+    return count(root)
+
+
+def _index_lines(node: yaml.Node, at: JsonPath, lines: dict[JsonPath, int],
+                 where: str, problems: list[Problem], *, seen: set[int],
+                 depth: int = 0) -> None:
+    lines.setdefault(at, node.start_mark.line + 1)
+    # An alias repeats a node already indexed: its lines are those of the anchor.
+    if depth > 50 or id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in keys and key != "<<":
+                problems.append(Problem(where, line, _dotted(at + (key,)) or key,
+                                        "duplicate key: the earlier value would be lost"))
+            keys.add(key)
+            lines[at + (key,)] = line
+            _index_lines(value_node, at + (key,), lines, where, problems, seen=seen,
+                         depth=depth + 1)
+            lines[at + (key,)] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, at + (i,), lines, where, problems, seen=seen, depth=depth + 1)
+
+
+def _split_offerings(data: Any, lines: dict[JsonPath, int], where: str,
+                     problems: list[Problem]) -> list[_RawOffering]:
+    if isinstance(data, Mapping) and "offerings" in data:
+        extra = [k for k in data if k != "offerings" and not str(k).startswith("x-")]
+        for key in extra:
+            problems.append(Problem(where, lines.get((str(key),), 1), str(key),
+                                    "unknown top-level field; a file holds one offering "
+                                    "or an `offerings:` list"))
+        items = data["offerings"]
+        if not isinstance(items, list) or not items:
+            problems.append(Problem(where, lines.get(("offerings",), 1), "offerings",
+                                    "must be a non-empty list of offerings"))
+            return []
+        # One pass over the line index, not one per offering (files can hold thousands).
+        per_item: dict[int, dict[JsonPath, int]] = defaultdict(dict)
+        for path, line in lines.items():
+            if len(path) >= 2 and path[0] == "offerings" and isinstance(path[1], int):
+                per_item[path[1]][path[2:]] = line
+        result = []
+        for i, item in enumerate(items):
+            result.extend(_validate_offering(item, per_item[i], where, problems))
+        return result
+    return _validate_offering(data, lines, where, problems)
+
+
+def _validate_offering(item: Any, lines: dict[JsonPath, int], where: str,
+                       problems: list[Problem]) -> list[_RawOffering]:
+    start = lines.get((), 1)
+    if not isinstance(item, Mapping):
+        problems.append(Problem(where, start, "offering",
+                                f"must be a mapping of fields, not {_type_name(item)}"))
+        return []
+    item = {str(k): v for k, v in item.items()}
+    errors = sorted(_offering_validator().iter_errors(item), key=lambda e: list(e.path).__str__())
+    if not errors:
+        checked = {at: n for at, n in lines.items() if not at or at[0] in _CROSS_CHECKED}
+        return [_RawOffering(item, where, start, checked)]
+    found: dict[Problem, None] = {}
+    for error in errors:
+        found.update(dict.fromkeys(_explain(error, item, lines, where)))
+    problems.extend(found)
+    return []
+
+
+def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPath, int],
+             where: str) -> Iterator[Problem]:
+    at: JsonPath = tuple(error.absolute_path)
+    line = _line_for(lines, at)
+    field = _dotted(at) or "offering"
+    validator = error.validator
+    instance: Any = error.instance
+    if validator == "required":
+        required: Any = error.validator_value
+        parent = instance if isinstance(instance, Mapping) else {}
+        for name in required:
+            if name not in parent:
+                yield Problem(where, line, _dotted(at + (name,)), "required field is missing")
+        return
+    if validator == "additionalProperties":
+        schema: Any = error.schema
+        allowed = tuple(schema.get("properties", {}))
+        for key in instance:
+            if key in allowed or str(key).startswith("x-"):
+                continue
+            hint = _did_you_mean(str(key), allowed)
+            yield Problem(where, _line_for(lines, at + (key,)), _dotted(at + (key,)),
+                          f"unknown field{hint} (custom metadata must start with `x-`)")
+        return
+    yield Problem(where, line, field, _message(error, at))
+
+
+def _message(error: ValidationError, at: JsonPath) -> str:
+    validator, instance = error.validator, error.instance
+    choices: Any = error.validator_value
+    leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
+    if validator == "enum":
+        options = ", ".join(f"`{v}`" for v in choices)
+        hint = _did_you_mean(str(instance), [str(v) for v in choices])
+        return f"must be one of {options}, not {instance!r}{hint}"
+    if validator == "type":
+        wanted = {"string": "text", "array": "a list", "object": "a mapping"}.get(
+            str(choices), str(choices))
+        return f"must be {wanted}, not {_type_name(instance)}"
+    if validator in ("minLength", "minItems") or (validator == "pattern" and leaf not in
+                                                  ("id", "url", "contact", "includes",
+                                                   "replaced_by")):
+        return "must not be empty"
+    if validator == "pattern":
+        if leaf == "url":
+            parsed = urlsplit(str(instance))
+            if parsed.scheme and parsed.scheme != "https":
+                return f"must be an https:// link, not {parsed.scheme}:// ({instance!r})"
+            return f"is not a valid https:// link: {instance!r}"
+        if leaf == "contact":
+            return ("must be a Slack user ID (U…), usergroup ID (S…), channel (#name or C…) "
+                    f"or an email address, not {instance!r}")
+        return (f"{instance!r} is not a valid id: use lowercase letters, digits and hyphens, "
+                "e.g. `laptop-standard`")
+    if validator == "anyOf" and leaf == "request":
+        return "needs a `url` or `steps` (or both)"
+    return error.message
+
+
+def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem]) -> list[Offering]:
+    first_seen: dict[str, _RawOffering] = {}
+    unique: list[_RawOffering] = []
+    for r in raw:
+        oid = r.data["id"]
+        if oid in first_seen:
+            other = first_seen[oid]
+            problems.append(Problem(r.path, _line_for(r.lines, ("id",)), "id",
+                                    f"duplicate id {oid!r}: also defined at "
+                                    f"{other.path}:{_line_for(other.lines, ('id',))}"))
+            continue
+        first_seen[oid] = r
+        unique.append(r)
+    known = tuple(first_seen)
+    for r in unique:
+        data = r.data
+        for i, ref in enumerate(data.get("includes", ())):
+            if ref == data["id"]:
+                problems.append(Problem(r.path, _line_for(r.lines, ("includes", i)),
+                                        f"includes[{i}]", "an offering cannot include itself"))
+            elif ref not in first_seen:
+                problems.append(Problem(r.path, _line_for(r.lines, ("includes", i)),
+                                        f"includes[{i}]",
+                                        f"unknown offering id {ref!r}{_did_you_mean(ref, known)}"))
+        lifecycle = data.get("lifecycle", "live")
+        ref = data.get("replaced_by")
+        line = _line_for(r.lines, ("replaced_by",))
+        if ref is not None and ref not in first_seen:
+            problems.append(Problem(r.path, line, "replaced_by",
+                                    f"unknown offering id {ref!r}{_did_you_mean(ref, known)}"))
+        elif ref is not None and ref == data["id"]:
+            problems.append(Problem(r.path, line, "replaced_by",
+                                    "an offering cannot replace itself"))
+        elif ref is not None and lifecycle != "retired":
+            problems.append(Problem(r.path, line, "replaced_by",
+                                    f"is set but lifecycle is {lifecycle!r}; only retired "
+                                    "offerings are replaced", Severity.WARNING))
+        if lifecycle == "retired" and ref is None:
+            problems.append(Problem(r.path, _line_for(r.lines, ("lifecycle",)), "lifecycle",
+                                    "retired without `replaced_by`: employees who ask for it "
+                                    "will be told it is retired with nothing to order instead",
+                                    Severity.WARNING))
+    offerings = [_build(r) for r in unique]
+    catalog = Catalog(tuple(offerings))
+    for r, o in zip(unique, offerings, strict=True):
+        if o.is_retired and o.replaced_by in catalog and catalog.live_replacement(o) is None:
+            problems.append(Problem(r.path, _line_for(r.lines, ("replaced_by",)), "replaced_by",
+                                    "the replacement chain never reaches a live offering"))
+    return offerings
+
+
+def _build(r: _RawOffering) -> Offering:
+    d = r.data
+    owner = d["owner"]
+    request = d["request"]
+    return Offering(
+        id=d["id"],
+        name=_clean(d["name"]),
+        summary=_clean(d["summary"]),
+        kind=Kind(d["kind"]),
+        owner=Owner(team=_clean(owner["team"]), contact=owner.get("contact")),
+        request=RequestInfo(url=request.get("url"), steps=_opt(request.get("steps"))),
+        needs=tuple(_clean(n) for n in d["needs"]),
+        keywords=tuple(_clean(k) for k in d.get("keywords", ())),
+        description=_opt(d.get("description")),
+        category=_opt(d.get("category")),
+        includes=tuple(d.get("includes", ())),
+        cost=_opt(d.get("cost")),
+        service_level=_opt(d.get("service_level")),
+        audience=_opt(d.get("audience")),
+        lifecycle=Lifecycle(d.get("lifecycle", "live")),
+        replaced_by=d.get("replaced_by"),
+        source=SourceRef(r.path, r.line),
+    )
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _opt(text: str | None) -> str | None:
+    return text.strip() if text is not None else None
+
+
+def _line_for(lines: Mapping[JsonPath, int], at: JsonPath) -> int:
+    while at not in lines and at:
+        at = at[:-1]
+    return lines.get(at, 1)
+
+
+def _dotted(at: JsonPath) -> str:
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "empty"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def known_fields() -> tuple[str, ...]:
+    """The offering fields schema v1 allows (besides `x-` ones)."""
+    return _offering_fields()

@@ -1,0 +1,356 @@
+"""From a question to a `Decision`: answer, clarify or none, with its explanation.
+
+Scores come from the lexical index, and from the semantic index when one is
+given; the combination and the decision rule are the same in both modes, only
+the thresholds differ (see `bot.matching.thresholds`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from bot.catalogue.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
+from bot.matching.german import to_english
+from bot.matching.lexical import FloatArray, IntArray, LeftOutNeed, LexicalIndex, LexicalScores
+from bot.matching.semantic import Exclusion, SemanticIndex, SemanticScores, Vectors
+from bot.matching.text import content_words, fold
+from bot.matching.thresholds import (
+    LEXICAL,
+    MAX_CANDIDATES,
+    MAX_CHOICES,
+    MAX_QUERY_CHARS,
+    SEMANTIC,
+    Thresholds,
+)
+
+_WORD = re.compile(r"[^\W_]+")
+# Weight of the nearest example against the whole-offering score.
+LEXICAL_NEAREST_WEIGHT = 0.6
+# In semantic mode, the share of the semantic ranking (the rest is lexical).
+SEMANTIC_WEIGHT = 0.9
+# In semantic mode, how much the share of the question's words that the catalogue knows adds
+# to the fit: the ratio of the two coefficients of a logistic regression of in-scope vs
+# out-of-scope on CLINC150 val (similarity 13.3, known share 1.5).
+KNOWN_WORDS_WEIGHT = 0.115
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """All offerings' scores for one question, plus what explains them.
+
+    `combined` orders the offerings; `shortlist` is the best of them in that order, and
+    `strength` says how well the question fits each of those in absolute terms (lexical
+    mode: the combined score). Nothing below the shortlist can be shown or decide.
+    """
+
+    combined: FloatArray
+    shortlist: IntArray
+    strength: FloatArray
+    lexical: LexicalScores
+    semantic: SemanticScores | None
+    reading: str | None = None
+    """The English reading of a German question, when that is what was scored."""
+
+    @property
+    def best_strength(self) -> float:
+        return float(self.strength[0]) if self.strength.size else 0.0
+
+
+class Matcher:
+    """Matches needs against one catalogue. Build once per catalogue; `decide` is thread-safe."""
+
+    def __init__(self, catalog: Catalog, *, semantic: SemanticIndex | None = None,
+                 thresholds: Thresholds | None = None) -> None:
+        self.catalog = catalog
+        self.lexical = LexicalIndex(catalog)
+        self.semantic = semantic
+        self.thresholds = thresholds or (SEMANTIC if semantic else LEXICAL)
+        self._offerings = catalog.offerings
+        self._redirect = self._build_redirects(catalog)
+        self._position = {o.id: i for i, o in enumerate(catalog.offerings)}
+
+    @property
+    def mode(self) -> str:
+        return "semantic" if self.semantic else "lexical"
+
+    @staticmethod
+    def _build_redirects(catalog: Catalog) -> dict[int, int]:
+        """Retired offering index → its live replacement's index."""
+        position = {o.id: i for i, o in enumerate(catalog.offerings)}
+        redirects = {}
+        for i, o in enumerate(catalog.offerings):
+            if o.is_retired:
+                live = catalog.live_replacement(o)
+                if live is not None:
+                    redirects[i] = position[live.id]
+        return redirects
+
+    def score(self, query: str, *, left_out: LeftOut | None = None,
+              vectors: Mapping[str, Vectors] | None = None) -> Scored:
+        """Scores for the question as written, or for its English reading when it is
+        German and that reading fits the catalogue better.
+
+        `left_out`: score as if that need were not in the catalogue (the question is then
+        usually the need's own text: leave-one-out). `vectors`: embeddings already
+        computed for the texts to embed (a batch), looked up before asking the model."""
+        held = self._held_out(left_out) if left_out is not None else None
+        scored = self._score_text(query, held, vectors)
+        reading = to_english(query)
+        if reading is not None:
+            translated = self._score_text(reading, held, vectors)
+            if translated.best_strength > scored.best_strength:
+                return replace(translated, reading=reading)
+        return scored
+
+    def _held_out(self, left_out: LeftOut) -> _HeldOut:
+        k, need = left_out.offering, left_out.need
+        lexical = self.lexical.left_out(k, need)
+        if self.semantic is None:
+            return _HeldOut(left_out, lexical, None)
+        # The semantic index holds each offering's needs first, in order.
+        example = self.semantic.first_example(k) + need
+        return _HeldOut(left_out, lexical, Exclusion(k, example))
+
+    def embedding_texts(self, query: str) -> list[str]:
+        """The texts `score` would embed for this question (as written, and its English
+        reading), so that many questions can be embedded in one batch."""
+        if self.semantic is None:
+            return []
+        texts = []
+        reading = to_english(query)
+        for text in (query, reading) if reading is not None else (query,):
+            known = self.semantic.embedder.knows
+            lex = self.lexical.score(self.lexical.analyse(text, is_word=known))
+            texts.append(self._embedding_text(text, lex))
+        return texts
+
+    def _score_text(self, query: str, held: _HeldOut | None = None,
+                    vectors: Mapping[str, Vectors] | None = None) -> Scored:
+        # With a model, a word it knows is a real word, not a typo to correct.
+        known = self.semantic.embedder.knows if self.semantic is not None else None
+        terms = self.lexical.analyse(query, is_word=known,
+                                     unknown=held.lexical.unknown if held else frozenset())
+        lex = self.lexical.score(terms, left_out=held.lexical if held else None)
+        lexical = (LEXICAL_NEAREST_WEIGHT * lex.nearest
+                   + (1 - LEXICAL_NEAREST_WEIGHT) * lex.whole)
+        if self.semantic is None:
+            shortlist = _shortlist(lexical)
+            return Scored(lexical, shortlist, lexical[shortlist], lex, None)
+        text = self._embedding_text(query, lex)
+        vector = vectors.get(text) if vectors is not None else None
+        exclusion = held.semantic if held is not None else None
+        if held is not None and exclusion is not None and vector is None and (
+                text == self.catalog.offerings[exclusion.offering].needs[held.need.need]):
+            vector = self.semantic.example_vector(exclusion.example)
+        sem = self.semantic.score(text, vector=vector, left_out=exclusion)
+        combined = SEMANTIC_WEIGHT * sem.ranking + (1 - SEMANTIC_WEIGHT) * lexical
+        shortlist = _shortlist(combined)
+        strength = sem.strength(shortlist) + KNOWN_WORDS_WEIGHT * lex.query.known_share
+        return Scored(combined, shortlist, strength, lex, sem)
+
+    def _embedding_text(self, query: str, lex: LexicalScores) -> str:
+        """The question with misspelt words replaced by the catalogue words they were
+        read as, where the model does not know the typed word (it would see noise)."""
+        assert self.semantic is not None
+        embedder = self.semantic.embedder
+        replace: dict[str, list[str]] = {}
+        for wrong, right in lex.query.corrections:
+            if not embedder.knows(wrong):
+                replace.setdefault(wrong, []).append(right)
+        if not replace:
+            return query
+        return _WORD.sub(lambda m: " ".join(replace.get(fold(m.group()), [m.group()])), query)
+
+    def decide(self, query: str) -> Decision:
+        text = " ".join(query.split())
+        truncated = len(text) > MAX_QUERY_CHARS
+        if truncated:
+            text = text[:MAX_QUERY_CHARS]
+        if not content_words(text) or not self._offerings:
+            why = "The question has no words to match." if not text else (
+                "Nothing in the question matches the catalogue.")
+            return Decision(query, DecisionKind.NONE, 0.0, (), why)
+        scored = self.score(text)
+        ranked, dead_end = self._candidates(scored)
+        decision = self._decide(query, ranked, scored, dead_end)
+        if truncated:
+            note = f" (Only the first {MAX_QUERY_CHARS} characters were read.)"
+            decision = replace(decision, why=decision.why + note)
+        return decision
+
+    def probe(self, query: str, *, left_out: LeftOut | None = None,
+              vectors: Mapping[str, Vectors] | None = None) -> Probe:
+        """What the decision rule would see for a question, without deciding: the
+        candidates best first, each with its ranking score and strength."""
+        text = " ".join(query.split())[:MAX_QUERY_CHARS]
+        if not content_words(text) or not self._offerings:
+            return Probe(())
+        ranked, _ = self._candidates(self.score(text, left_out=left_out, vectors=vectors))
+        return Probe(tuple((self._position[r.candidate.offering.id], r.candidate.score,
+                            r.strength) for r in ranked))
+
+    def _candidates(self, scored: Scored) -> tuple[list[Ranked], Ranked | None]:
+        """Best offerings first, retired ones folded into their live replacement.
+
+        Also returns a retired offering with no live replacement when it outranks
+        every offering that can be ordered: the employee should hear that it is retired.
+        """
+        scores = scored.combined
+        out: list[Ranked] = []
+        dead_end: Ranked | None = None
+        seen: set[int] = set()
+        for slot, i in enumerate(int(x) for x in scored.shortlist):
+            if scores[i] <= 0:
+                break
+            target = self._redirect.get(i, i)
+            if target in seen:
+                continue
+            retired = self._offerings[i] if target != i else None
+            if retired is None and self._offerings[i].is_retired:
+                if not out and dead_end is None:
+                    dead_end = Ranked(Candidate(self._offerings[i], float(scores[i]),
+                                                self._evidence(scored, i)),
+                                      float(scored.strength[slot]), self._offerings[i])
+                continue  # nothing to order
+            seen.add(target)
+            candidate = Candidate(self._offerings[target], float(scores[i]),
+                                  self._evidence(scored, i))
+            out.append(Ranked(candidate, float(scored.strength[slot]), retired))
+            if len(out) == MAX_CANDIDATES:
+                break
+        return out, dead_end
+
+    def _evidence(self, scored: Scored, i: int) -> Evidence:
+        if scored.semantic is not None and self.semantic is not None:
+            j = scored.semantic.nearest_example(i)
+            if j >= 0:
+                ex = self.semantic.examples[j]
+                return Evidence(ex.field, ex.text)
+        j = scored.lexical.nearest_example(i)
+        if j >= 0:
+            ex = self.lexical.examples[j]
+            return Evidence(ex.field, ex.text)
+        return Evidence("name", self._offerings[i].name)
+
+    def _decide(self, query: str, ranked: list[Ranked], scored: Scored,
+                dead_end: Ranked | None) -> Decision:
+        t = self.thresholds
+        candidates = tuple(r.candidate for r in ranked)
+        corrections = _corrections_note(scored)
+        if dead_end is not None and dead_end.strength >= t.decline:
+            old = dead_end.candidate.offering
+            return Decision(query, DecisionKind.NONE, 0.0, candidates,
+                            f"{old.name} would fit ({dead_end.candidate.evidence.describe()}), "
+                            "but it is retired and nothing replaces it yet." + corrections)
+        strength = ranked[0].strength if ranked else 0.0
+        margin = (candidates[0].score - candidates[1].score if len(candidates) > 1
+                  else candidates[0].score if candidates else 0.0)
+        confidence = _confidence(strength, margin, t)
+        if not ranked or strength < t.decline:
+            best = (f" The closest was {candidates[0].offering.name} "
+                    f"({candidates[0].evidence.describe()}), too far to be sure."
+                    if candidates else "")
+            return Decision(query, DecisionKind.NONE, confidence, candidates,
+                            "Nothing in the catalogue fits this need." + best + corrections)
+        top = ranked[0]
+        if strength >= t.sure or (strength >= t.answer and margin >= t.margin):
+            offering = top.candidate.offering
+            why = f"Matched {top.candidate.evidence.describe()} of {offering.name}."
+            if top.retired is not None:
+                why += f" {top.retired.name} is retired; {offering.name} replaces it."
+            return Decision(query, DecisionKind.ANSWER, confidence, candidates,
+                            why + corrections, offering=offering, retired=top.retired)
+        if len(candidates) < 2:
+            return Decision(query, DecisionKind.NONE, confidence, candidates,
+                            f"Only {candidates[0].offering.name} comes close "
+                            f"({candidates[0].evidence.describe()}), and not close enough "
+                            "to be sure." + corrections)
+        s1 = candidates[0].score
+        close = [c for c in candidates[:MAX_CHOICES] if s1 - c.score <= t.clarify_window]
+        close = close if len(close) >= 2 else list(candidates[:2])
+        names = "; ".join(f"{c.offering.name} ({c.evidence.describe()})" for c in close)
+        return Decision(query, DecisionKind.CLARIFY, confidence, candidates,
+                        f"Several offerings could fit: {names}." + corrections,
+                        choice_count=len(close))
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The candidates of one question as the decision rule sees them, best first:
+    (offering index, ranking score, strength), retired offerings folded into their
+    replacements."""
+
+    ranked: tuple[tuple[int, float, float], ...]
+
+    def without(self, offering: int) -> Probe:
+        """The same question if that offering were not in the catalogue."""
+        return Probe(tuple(r for r in self.ranked if r[0] != offering))
+
+    @property
+    def strength(self) -> float:
+        return self.ranked[0][2] if self.ranked else 0.0
+
+    @property
+    def margin(self) -> float:
+        """How far the first candidate's ranking score leads the second's (or its own
+        score when it is alone), as the decision rule measures it."""
+        if len(self.ranked) > 1:
+            return self.ranked[0][1] - self.ranked[1][1]
+        return self.ranked[0][1] if self.ranked else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A need asked as a question of the catalogue without it: number `need` of the
+    `offering`-th offering."""
+
+    offering: int
+    need: int
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldOut:
+    need: LeftOut
+    lexical: LeftOutNeed
+    semantic: Exclusion | None
+
+
+def _shortlist(scores: FloatArray) -> IntArray:
+    """The offerings a decision can look at, best first: room for MAX_CANDIDATES after
+    retired offerings fold into their replacements. Ties keep catalogue order."""
+    k = min(len(scores), MAX_CANDIDATES * 3)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    ordered: IntArray = top[np.lexsort((top, -scores[top]))]
+    return ordered
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    candidate: Candidate
+    strength: float
+    retired: Offering | None
+
+
+def _corrections_note(scored: Scored) -> str:
+    notes = []
+    if scored.reading is not None:
+        notes.append(f'Read as "{scored.reading}".')
+    fixes = scored.lexical.query.corrections
+    if fixes:
+        notes.append("Read " + ", ".join(f'"{w}" as "{r}"' for w, r in fixes[:3]) + ".")
+    return f" ({' '.join(notes)})" if notes else ""
+
+
+def _confidence(strength: float, margin: float, t: Thresholds) -> float:
+    """0..1: how far the fit is between declining and answering, discounted by a close
+    runner-up. 0.5 is where an outright answer becomes possible."""
+    level = (strength - t.decline) / max(t.answer - t.decline, 1e-9)
+    lead = min(max(margin, 0.0) / max(t.margin, 1e-9), 1.0)
+    value = 0.5 * min(max(level, 0.0), 2.0) * (0.5 + 0.5 * lead)
+    return round(min(max(value, 0.0), 1.0), 3)

@@ -1,0 +1,9 @@
+"""The Slack layer: the composition root and everything that speaks Slack's formats.
+
+`app` builds the Bolt app from the environment and wires the handlers (`handlers/` at
+the repository's top) to the core; `gate` checks size, signature and shape of a request
+before Bolt parses it; `serve` runs it over HTTP (gunicorn) or Socket Mode;
+`operations` reads the operations settings; `replies` and `admin_replies` build the Block
+Kit messages and views. Only this layer and `handlers/` import `slack_bolt` or
+`slack_sdk`; it may import every layer below it, and never the command line.
+"""

@@ -1,0 +1,159 @@
+"""The tables of Concierge's database, as SQLAlchemy 2 mapped classes.
+
+The schema itself is created and changed by the Alembic migrations in
+`bot/store/migrations/versions/`; these classes must describe the state the newest
+migration leaves behind (a test compares the two). No Slack imports.
+
+    processed_events   Events API ids some worker took on (dedupe across workers), with
+                       the event while it is being answered (see `bot.store.takeover`)
+    worker_heartbeats  when each worker process was last seen alive
+    catalogue_state    one row: the reload generation every worker polls
+    questions          every need asked, with the decision and what followed
+    feedback           Helpful / Not what I need clicks, tied to the question they rate
+    request_clicks     clicks on an answer's Request button
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Slack ids are short; offering ids are slugs; generous bounds still catch garbage.
+ID_LENGTH = 64
+OFFERING_ID_LENGTH = 200
+# HMAC-SHA256 as hex.
+USER_HASH_LENGTH = 64
+# host:pid:nonce; host names are cut to 100 characters by `bot.store.takeover`.
+WORKER_ID_LENGTH = 200
+# SQLite only gives an INTEGER PRIMARY KEY its auto-increment when it is exactly INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Every table of Concierge's database is a subclass of this."""
+
+
+# Claimed and not yet answered, with an event to replay: the few rows the takeover sweep
+# reads every few seconds. A partial index keeps that read small however many answered
+# claims the day has piled up. Both backends accept the same predicate.
+PENDING_PREDICATE = "answered_at IS NULL AND body IS NOT NULL"
+
+
+class ProcessedEvent(Base):
+    """An Events API event id some worker has taken on; its primary key is the lock.
+
+    While the event is being answered the row also holds the event itself and the worker
+    that owns it, so that another worker can answer it if the owner dies (`bot.store.takeover`).
+    """
+
+    __tablename__ = "processed_events"
+    __table_args__ = (
+        Index("ix_processed_events_pending", "claimed_at",
+              sqlite_where=text(PENDING_PREDICATE), postgresql_where=text(PENDING_PREDICATE)),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 index=True)
+    """When the first delivery was claimed; a takeover keeps it, so age counts from Slack."""
+    body: Mapped[str | None] = mapped_column(Text)
+    """The event callback as JSON, minus its verification token; cleared once answered (it
+    names the Slack user) and at the latest when the claim is too old to take over."""
+    owner: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH))
+    """The worker answering it (host:pid:nonce); None for claims made before revision 0002."""
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a listener finished with it, whether or not it replied."""
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    """How often a live worker took it over from a dead one (bounded, see `bot.store.takeover`)."""
+
+
+class WorkerHeartbeat(Base):
+    """The last time a worker process proved it was alive (written every few seconds)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(WORKER_ID_LENGTH), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatalogueState(Base):
+    """One row per shared setting; `generation` grows by one on every `/concierge reload`."""
+
+    __tablename__ = "catalogue_state"
+
+    name: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Question(Base):
+    """One need someone asked, what Concierge decided, and what the asker did next."""
+
+    __tablename__ = "questions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    surface: Mapped[str] = mapped_column(String(16))
+    """dm, mention, command, home (or cli)."""
+    user_hash: Mapped[str | None] = mapped_column(String(USER_HASH_LENGTH))
+    """HMAC of the Slack user id with CONCIERGE_USER_HASH_KEY; None without a key."""
+    text: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16))
+    """answer, clarify or none."""
+    offering_id: Mapped[str | None] = mapped_column(String(OFFERING_ID_LENGTH))
+    """The answer (for `answer`)."""
+    nearest_offering_id: Mapped[str | None] = mapped_column(String(OFFERING_ID_LENGTH))
+    """The best candidate, whatever the decision: for gaps, the offering closest to the need."""
+    choices: Mapped[str | None] = mapped_column(Text)
+    """For `clarify`: the offered ids, space-separated."""
+    confidence: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    chosen_offering_id: Mapped[str | None] = mapped_column(String(OFFERING_ID_LENGTH))
+    """For `clarify`: the choice the asker clicked."""
+    none_fitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    """For `clarify`: the asker clicked "None of these"."""
+
+
+class Feedback(Base):
+    """A Helpful / Not what I need click on the card answering `question_id`."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    question_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    offering_id: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    user_hash: Mapped[str | None] = mapped_column(String(USER_HASH_LENGTH))
+
+
+class RequestClick(Base):
+    """A click on the Request button of an offering's card."""
+
+    __tablename__ = "request_clicks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    clicked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    question_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    offering_id: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
+    user_hash: Mapped[str | None] = mapped_column(String(USER_HASH_LENGTH))

@@ -1,0 +1,111 @@
+"""`concierge stats|gaps|owners` and `concierge db`: the same reports on the terminal,
+read from DATABASE_URL (PostgreSQL) or the default SQLite file, never changing it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbfixtures import db_url, no_database_env, postgres_url, sqlite_url
+
+from bot.cli.main import main
+from bot.store.database import QuestionRecord, Store
+from bot.store.migrate import head_revision
+from bot.store.tables import utcnow
+
+__all__ = ["db_url", "no_database_env", "postgres_url", "sqlite_url"]
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def seeded(db_url: str, monkeypatch: pytest.MonkeyPatch, no_database_env: None,
+           write_catalogue: Callable[..., Path],
+           new_offering: Callable[..., dict[str, Any]]) -> Path:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    kdir = write_catalogue([new_offering("vpn", name="VPN", owner={"team": "Network"}),
+                            new_offering("wifi", name="Wi-Fi",
+                                         owner={"team": "Network"})]).parent
+    store = Store(db_url)
+    now = utcnow()
+    for n, (question, decision, offering) in enumerate([
+            ("vpn from home", "answer", "vpn"), ("vpn please", "answer", "vpn"),
+            ("company car", "none", None), ("I need a company car", "none", None),
+            ("old question", "none", None)]):
+        store.record_question(QuestionRecord(
+            asked_at=now - timedelta(days=40 if question == "old question" else 1),
+            surface="dm", text=question, decision=decision, confidence=0.5,
+            latency_ms=10.0 * (n + 1), offering_id=offering, nearest_offering_id=offering))
+    store.close()
+    return kdir
+
+
+def test_stats_json(seeded: Path) -> None:
+    code, out = run("stats", "--json", "--knowledge", str(seeded))
+    assert code == 0
+    data = json.loads(out)
+    assert (data["report"], data["days"], data["questions"]) == ("stats", 30, 4)
+    assert (data["answered"], data["declined"]) == (2, 2)
+    assert data["top_offerings"] == [{"id": "vpn", "name": "VPN", "questions": 2}]
+    assert data["latency_median_ms"] == 25.0
+    code, out = run("stats", "--days", "60", "--json", "--knowledge", str(seeded))
+    assert json.loads(out)["questions"] == 5
+
+
+def test_gaps_and_owners_text(seeded: Path) -> None:
+    code, out = run("gaps", "--knowledge", str(seeded))
+    assert code == 0
+    assert "2 unmet needs in 1 groups" in out
+    assert "2 × “company car” | “I need a company car” (declined 2; nothing near)" in out
+    code, out = run("owners", "--json", "--knowledge", str(seeded))
+    data = json.loads(out)
+    [team] = data["teams"]
+    assert team["team"] == "Network"
+    assert [(o["id"], o["questions"]) for o in team["offerings"]] == [("vpn", 2), ("wifi", 0)]
+    assert data["unasked"] == ["wifi"]
+
+
+def test_reports_never_create_a_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         no_database_env: None,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CONCIERGE_DATA_DIR", str(tmp_path / "data"))
+    code, _ = run("stats")
+    assert code == 2
+    assert "no database file yet" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_db_upgrade_then_status(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                no_database_env: None) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    code, out = run("db", "status")
+    assert code == 1 and "at nothing" in out
+    head = head_revision()
+    assert head != "0001"  # the test below goes through more than one revision
+    code, out = run("db", "upgrade")
+    assert code == 0 and "applied 0001, " in out and f"now at {head}" in out
+    code, out = run("db", "upgrade")
+    assert code == 0 and "nothing to do" in out
+    code, out = run("db", "status")
+    assert code == 0 and f"at {head}; newest {head}" in out
+
+
+def test_an_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPatch,
+                                                   no_database_env: None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://concierge:secret@127.0.0.1:1/concierge")
+    code, _ = run("gaps")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("concierge: postgresql+psycopg://concierge:***@127.0.0.1:1/concierge: "
+                          "cannot read the database")
+    assert "secret" not in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,204 @@
+"""A running worker's catalogue under a changing knowledge directory (real files on disk).
+
+Whatever happens to the directory between two reloads (files vanish, appear broken, the
+directory empties or disappears), the last good catalogue keeps serving and the problem is
+reported; a good directory again is picked up with what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.catalogue.loader import load_catalog
+from bot.catalogue.models import DecisionKind
+from bot.live import LiveCatalogue
+from bot.matching.engine import build_matcher
+
+NEED = "I need the printer toner"
+
+
+Write = Callable[..., Path]
+NewOffering = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def write(write_catalogue: Write, new_offering: NewOffering) -> Callable[..., Path]:
+    """`write("name.yaml", "id", ...)`: a knowledge file of minimal offerings."""
+
+    def write_ids(name: str, *ids: str) -> Path:
+        return write_catalogue([new_offering(i) for i in ids], name=name)
+
+    return write_ids
+
+
+@pytest.fixture
+def live(kdir: Path, write: Write) -> LiveCatalogue:
+    write("print.yaml", "printer-toner", "printer-repair")
+    write("phones.yaml", "mobile-phone")
+    return LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"))
+
+
+def _serves_last_good(live: LiveCatalogue) -> None:
+    assert sorted(o.id for o in live.catalog) == ["mobile-phone", "printer-repair",
+                                                 "printer-toner"]
+    decision = live.matcher.decide(NEED)
+    assert decision.kind is DecisionKind.ANSWER
+    assert decision.offering is not None and decision.offering.id == "printer-toner"
+
+
+def test_an_emptied_directory_keeps_the_last_good_catalogue(live: LiveCatalogue,
+                                                            kdir: Path) -> None:
+    for path in kdir.glob("*.yaml"):
+        path.unlink()
+    result = live.reload()
+    assert not result.ok
+    assert [p.message for p in result.errors] == ["no *.yaml or *.yml files found"]
+    _serves_last_good(live)
+
+
+def test_a_vanished_directory_keeps_the_last_good_catalogue(live: LiveCatalogue,
+                                                            kdir: Path) -> None:
+    shutil.rmtree(kdir)
+    result = live.reload()
+    assert not result.ok
+    assert "does not exist" in result.errors[0].message
+    _serves_last_good(live)
+
+
+def test_a_file_gone_between_listing_and_reading_is_reported(live: LiveCatalogue,
+                                                             kdir: Path) -> None:
+    # A dangling link is listed like a file and fails to read like one deleted mid-reload
+    # (tests may run as root, where permission bits cannot make a file unreadable).
+    (kdir / "gone.yaml").symlink_to(kdir / "nowhere.yaml")
+    result = live.reload()
+    assert not result.ok
+    [error] = result.errors
+    assert error.path == str(kdir / "gone.yaml") and "cannot read" in error.message
+    _serves_last_good(live)
+
+
+def test_a_broken_file_appearing_is_reported_with_its_line(live: LiveCatalogue,
+                                                           kdir: Path) -> None:
+    (kdir / "new.yaml").write_text("offerings:\n  - id: car\n    name: [unclosed\n",
+                                   encoding="utf-8")
+    result = live.reload()
+    assert not result.ok
+    [error] = result.errors
+    assert error.path == str(kdir / "new.yaml") and error.line >= 3
+    _serves_last_good(live)
+
+
+def test_after_a_failed_reload_a_good_directory_is_picked_up_with_its_changes(
+        live: LiveCatalogue, kdir: Path, write: Write) -> None:
+    (kdir / "phones.yaml").unlink()
+    (kdir / "broken.yml").write_text("id: [", encoding="utf-8")
+    assert not live.reload().ok
+    (kdir / "broken.yml").unlink()
+    write("cars.yaml", "company-car")
+    result = live.reload()
+    assert result.ok and result.diff is not None
+    assert (result.diff.added, result.diff.removed) == (("company-car",), ("mobile-phone",))
+    assert sorted(o.id for o in live.catalog) == ["company-car", "printer-repair",
+                                                 "printer-toner"]
+
+
+def test_polling_notices_edits_and_reports_a_broken_file_once(
+        live: LiveCatalogue, write: Write, write_catalogue: Write,
+        new_offering: NewOffering) -> None:
+    assert live.poll() is None  # nothing changed
+    broken = new_offering("desk-phone", ownr="Telephony")  # a misspelt field: an error
+    write_catalogue([new_offering("mobile-phone"), broken], name="phones.yaml")
+    first = live.poll()
+    assert first is not None and not first.ok
+    assert [p.field for p in first.errors] == ["ownr"]
+    assert live.poll() is None  # the same broken state is not re-read on every poll
+    _serves_last_good(live)
+    write("phones.yaml", "mobile-phone", "desk-phone")
+    fixed = live.poll()
+    assert fixed is not None and fixed.ok
+    assert "desk-phone" in {o.id for o in live.catalog}
+
+
+def test_a_yaml_file_with_an_upper_case_suffix_is_watched_too(live: LiveCatalogue,
+                                                             write: Write) -> None:
+    write("EXTRA.YAML", "company-car")
+    result = live.poll()
+    assert result is not None and result.ok
+    assert "company-car" in {o.id for o in live.catalog}
+
+
+NOBODY = 65534
+
+
+def _reload_as(uid: int, live: LiveCatalogue) -> dict[str, Any]:
+    """`live.reload()` in a forked child that runs as `uid`, and what it saw.
+
+    Root reads any file whatever its permission bits (CI runs as root), so the child drops to
+    an unprivileged user first; a fork, because this interpreter itself may live where that
+    user cannot reach it. Everything the child needs is imported before the fork."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and never return into pytest
+        status = 1
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            result = live.reload()
+            outcome = {"ok": result.ok, "errors": [(p.path, p.message) for p in result.errors],
+                       "ids": sorted(o.id for o in live.catalog),
+                       "answer": live.matcher.decide(NEED).kind.value}
+            os.write(writer, json.dumps(outcome).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    try:
+        ready, _, _ = select.select([reader], [], [], 120)
+        assert ready, "the unprivileged reload did not finish"
+        with os.fdopen(reader, "rb") as pipe:
+            data = pipe.read()
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged reload failed"
+    return dict(json.loads(data))
+
+
+def test_a_file_unreadable_by_permission_is_reported(write_catalogue: Write,
+                                                      new_offering: NewOffering) -> None:
+    # A directory every user can enter: pytest's own temporary folders are private to root.
+    kdir = Path(tempfile.mkdtemp(prefix="concierge-perm-"))
+    try:
+        kdir.chmod(0o755)
+        write_catalogue([new_offering("printer-toner"), new_offering("printer-repair")],
+                        name="print.yaml", directory=kdir)
+        write_catalogue([new_offering("mobile-phone")], name="phones.yaml", directory=kdir)
+        for path in kdir.iterdir():
+            path.chmod(0o644)
+        live = LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"))
+        (kdir / "phones.yaml").chmod(0)
+        if os.geteuid() == 0:
+            seen = _reload_as(NOBODY, live)
+        else:
+            result = live.reload()
+            seen = {"ok": result.ok, "errors": [(p.path, p.message) for p in result.errors],
+                    "ids": sorted(o.id for o in live.catalog),
+                    "answer": live.matcher.decide(NEED).kind.value}
+        assert not seen["ok"]
+        [(path, message)] = seen["errors"]
+        assert path == str(kdir / "phones.yaml")
+        assert message.startswith("cannot read file") and "ermission denied" in message
+        assert seen["ids"] == ["mobile-phone", "printer-repair", "printer-toner"]
+        assert seen["answer"] == DecisionKind.ANSWER.value
+    finally:
+        shutil.rmtree(kdir)
