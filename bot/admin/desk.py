@@ -33,6 +33,7 @@ from bot.admin.reports import (
 )
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
+from bot.matching.quality import quality_report
 from bot.store.database import Store
 
 log = logging.getLogger("concierge.admin")
@@ -49,7 +50,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                          "rated not helpful most often"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
                    "good catalogue)"),
-    "check": ("", "validate the live knowledge directory (`concierge check`)"),
+    "check": ("", "validate the live knowledge directory and report how well the catalogue "
+                  "being served can be matched (`concierge check --quality`)"),
     "help": ("", "this list"),
 }
 WITH_DAYS = frozenset({"stats", "gaps", "owners"})
@@ -217,6 +219,8 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
 
 
 def check_view(live: LiveCatalogue) -> ReportView:
+    """The files as `concierge check` reads them, then the quality report of the catalogue
+    being served (`concierge check --quality`)."""
     report = check_knowledge(live.knowledge)
     lines = tuple(p.render() for p in report.problems)
     errors, warnings = len(report.errors), len(report.warnings)
@@ -226,5 +230,13 @@ def check_view(live: LiveCatalogue) -> ReportView:
     else:
         verdict = (f"{errors} errors, {warnings} warnings in {report.files} files; "
                    f"still serving {len(live.catalog)} offerings")
+    quality = quality_report(live.matcher)
+    found = quality.findings
     return ReportView(f"concierge check: {live.knowledge}", (
-        Section(verdict, lines or ("No problems found.",)),))
+        Section(verdict, lines or ("No problems found.",)),
+        Section(f"Quality of the catalogue being served ({len(live.catalog)} offerings): "
+                f"{quality.summary()}",
+                (f"Decision rule: {quality.rule.describe()}",
+                 *(f.render() for f in found),
+                 *(() if found else ("Nothing to improve was found.",)))),
+    ))

@@ -16,7 +16,7 @@ from bot.catalogue.loader import check_knowledge
 from bot.cli.main import build_parser, main
 from bot.settings import knowledge_dir, repo_root
 
-JSON_KEYS = {"query", "decision", "answer", "confidence", "candidates", "why"}
+JSON_KEYS = {"query", "decision", "answer", "confidence", "candidates", "why", "rule"}
 
 
 @pytest.fixture
@@ -64,6 +64,9 @@ def assert_json_contract(obj: dict[str, object]) -> None:
     assert isinstance(obj["confidence"], (int, float))
     assert 0.0 <= obj["confidence"] <= 1.0
     assert isinstance(obj["why"], str) and obj["why"]
+    rule = obj["rule"]
+    assert isinstance(rule, dict) and rule["source"] in ("calibrated", "default")
+    assert all(isinstance(rule[k], float) for k in ("answer", "margin", "decline"))
     candidates = obj["candidates"]
     assert isinstance(candidates, list) and len(candidates) <= 5
     for c in candidates:
@@ -142,7 +145,10 @@ def test_ask_batch_from_stdin_preserves_order(catalogue: Path,
 def test_check_ok(catalogue: Path) -> None:
     code, out = run(["check", "--knowledge", str(catalogue)])
     assert code == 0
-    assert out == "ok: 5 offerings in 2 files\n"
+    rule, verdict = out.splitlines()
+    assert verdict == "ok: 5 offerings in 2 files"
+    # Four live offerings with four needs: too few to learn decision lines from, and said so.
+    assert rule.startswith("decision rule: default. 4 live offerings with 4 needs are too few")
 
 
 def test_check_errors_and_warnings(catalogue: Path, write_text) -> None:
@@ -161,8 +167,9 @@ def test_check_warnings_only_exit_zero(catalogue: Path, write_text) -> None:
     empty = write_text("empty.yaml", "")
     code, out = run(["check", "--knowledge", str(catalogue)])
     assert code == 0
-    assert out.splitlines() == [f"{empty}:1: file: warning: file is empty",
-                                "ok: 5 offerings in 3 files, 1 warnings"]
+    lines = out.splitlines()
+    assert [lines[0], lines[-1]] == [f"{empty}:1: file: warning: file is empty",
+                                     "ok: 5 offerings in 3 files, 1 warnings"]
 
 
 # --- eval --------------------------------------------------------------------------------
@@ -262,14 +269,16 @@ def test_flag_beats_environment(two_catalogues: tuple[Path, Path],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     flag_dir, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    assert run(["check", "--knowledge", str(flag_dir)]) == (0, "ok: 1 offerings in 1 files\n")
+    code, out = run(["check", "--knowledge", str(flag_dir)])
+    assert (code, out.splitlines()[-1]) == (0, "ok: 1 offerings in 1 files")
 
 
 def test_environment_beats_default(two_catalogues: tuple[Path, Path],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    assert run(["check"]) == (0, "ok: 2 offerings in 1 files\n")
+    code, out = run(["check"])
+    assert (code, out.splitlines()[-1]) == (0, "ok: 2 offerings in 1 files")
     assert knowledge_dir() == env_dir
 
 
