@@ -128,7 +128,7 @@ def test_lines_are_pinned_through_the_environment() -> None:
     assert pinned_lines(lambda k: env.get(k, "")) == {"answer": 0.6, "decline": 0.4}
     with pytest.raises(ConfigError, match="CONCIERGE_MARGIN_LINE"):
         pinned_lines(lambda k: "lots" if k == "CONCIERGE_MARGIN_LINE" else "")
-    with pytest.raises(ConfigError, match="between 0 and 1.5"):
+    with pytest.raises(ConfigError, match=r"between 0 and 1\.5"):
         pinned_lines(lambda k: "7" if k == "CONCIERGE_DECLINE_LINE" else "")
     assert calibration_enabled(lambda k: "")
     assert not calibration_enabled(lambda k: "OFF")
@@ -217,47 +217,87 @@ def semantic(catalog: Catalog, embedder: CachedEmbedder) -> tuple[Matcher, Match
 
 LONG = Catalog((
     off("laptop-repair", "Laptop repair", [
-        "Since yesterday my laptop will not start at all, the power light stays off even when it is plugged in, and I have a customer presentation on Thursday.",
-        "The screen of my notebook cracked when it fell off the desk this morning and now half of the display shows coloured stripes.",
-        "My laptop keyboard has several keys that stopped working after I spilled some tea on it, and typing my password is impossible.",
-        "The battery of my work laptop drains within an hour and the machine gets very hot on my lap, I think something is broken.",
-        "My laptop makes a loud clicking noise and freezes every few minutes, I am worried that the disk is failing and I will lose my work."]),
+        "Since yesterday my laptop will not start at all, the power light stays off even when it "
+        "is plugged in, and I have a customer presentation on Thursday.",
+        "The screen of my notebook cracked when it fell off the desk this morning and now half of"
+        " the display shows coloured stripes.",
+        "My laptop keyboard has several keys that stopped working after I spilled some tea on it,"
+        " and typing my password is impossible.",
+        "The battery of my work laptop drains within an hour and the machine gets very hot on my "
+        "lap, I think something is broken.",
+        "My laptop makes a loud clicking noise and freezes every few minutes, I am worried that "
+        "the disk is failing and I will lose my work."]),
     off("password-reset", "Password reset", [
-        "I came back from three weeks of holiday and cannot remember the password I use to sign in to my computer and email.",
-        "The system keeps telling me my password has expired and when I try to choose a new one it rejects every password I type.",
-        "I typed my password wrong too many times this morning and now I am locked out of my account and cannot start work.",
-        "I think someone saw me type my password in the train, so I want to change it right now to be safe.",
-        "After the weekend my login stopped working on every application even though I am sure I am typing the right password."]),
+        "I came back from three weeks of holiday and cannot remember the password I use to sign "
+        "in to my computer and email.",
+        "The system keeps telling me my password has expired and when I try to choose a new one "
+        "it rejects every password I type.",
+        "I typed my password wrong too many times this morning and now I am locked out of my "
+        "account and cannot start work.",
+        "I think someone saw me type my password in the train, so I want to change it right now "
+        "to be safe.",
+        "After the weekend my login stopped working on every application even though I am sure I "
+        "am typing the right password."]),
     off("new-phone", "Company mobile phone", [
-        "I am starting as a field sales representative next month and will be on the road most days, so I need a phone the company pays for.",
-        "My current work phone is five years old, it no longer gets updates and the banking app for expenses refuses to run on it.",
-        "Customers keep calling my private number because I have no business phone, and I would like to keep my private number private.",
-        "I dropped my company smartphone into the harbour during a site visit and need a replacement as soon as possible.",
-        "Our team is going to do on-call duty from next quarter and every member needs a mobile phone that the company provides."]),
+        "I am starting as a field sales representative next month and will be on the road most "
+        "days, so I need a phone the company pays for.",
+        "My current work phone is five years old, it no longer gets updates and the banking app "
+        "for expenses refuses to run on it.",
+        "Customers keep calling my private number because I have no business phone, and I would "
+        "like to keep my private number private.",
+        "I dropped my company smartphone into the harbour during a site visit and need a "
+        "replacement as soon as possible.",
+        "Our team is going to do on-call duty from next quarter and every member needs a mobile "
+        "phone that the company provides."]),
     off("vpn-access", "VPN remote access", [
-        "I will work from home three days a week from now on and need to reach the internal finance system and the shared drives from there.",
-        "When I am at a customer site I cannot open the intranet or our ticket system because they only work inside the office network.",
-        "I am travelling to our office abroad next week and must be able to connect to the company network from the hotel in the evenings.",
-        "The remote connection I used to use stopped working after my laptop was replaced, and now I cannot reach anything internal from home.",
-        "Our new contractor works entirely remotely and needs secure access to the development servers in our data centre."]),
+        "I will work from home three days a week from now on and need to reach the internal "
+        "finance system and the shared drives from there.",
+        "When I am at a customer site I cannot open the intranet or our ticket system because "
+        "they only work inside the office network.",
+        "I am travelling to our office abroad next week and must be able to connect to the "
+        "company network from the hotel in the evenings.",
+        "The remote connection I used to use stopped working after my laptop was replaced, and "
+        "now I cannot reach anything internal from home.",
+        "Our new contractor works entirely remotely and needs secure access to the development "
+        "servers in our data centre."]),
     off("meeting-room-av", "Meeting room AV support", [
-        "The projector in the large meeting room shows no picture when I connect my laptop, and the board meeting starts in twenty minutes.",
-        "People in the video call cannot hear anyone in our meeting room, the ceiling microphone seems to be dead since this morning.",
-        "We have an important customer workshop tomorrow and I would like someone to check that the screens and cameras in the room work.",
-        "The touch panel on the meeting room table is frozen, so we cannot start the video conference or turn on the display.",
-        "The sound from the room speakers echoes terribly during calls and the remote participants have complained several times."]),
+        "The projector in the large meeting room shows no picture when I connect my laptop, and "
+        "the board meeting starts in twenty minutes.",
+        "People in the video call cannot hear anyone in our meeting room, the ceiling microphone "
+        "seems to be dead since this morning.",
+        "We have an important customer workshop tomorrow and I would like someone to check that "
+        "the screens and cameras in the room work.",
+        "The touch panel on the meeting room table is frozen, so we cannot start the video "
+        "conference or turn on the display.",
+        "The sound from the room speakers echoes terribly during calls and the remote "
+        "participants have complained several times."]),
 ))
 QUESTIONS = {
-    "laptop-repair": ["This morning I knocked my coffee over the notebook and since then the trackpad and half the keys do nothing at all, what can I do?",
-                      "My computer suddenly shuts down whenever I unplug the charger and the battery indicator jumps around wildly, it has been like this for a week."],
-    "password-reset": ["I changed my password on Friday and today I simply cannot recall what I chose, so I cannot get into Outlook or anything else.",
-                       "After entering a wrong password several times in a row my account got blocked and I need to get back in before my shift."],
-    "new-phone": ["I am moving into a customer support role with lots of travel and the company should give me a smartphone for the calls.",
-                  "The screen of my business mobile is shattered after it fell on the pavement and it cannot be used any more, I need another one."],
-    "vpn-access": ["From next month I will mostly work from my flat in another city and I have to open the internal accounting tools from there.",
-                   "At the hotel during the trade fair I could not get into the intranet or any internal system from my laptop."],
-    "meeting-room-av": ["In room Elbe the display stays black when we plug in a laptop and our management meeting is about to begin.",
-                        "Remote colleagues in the call cannot hear us because the microphones in the conference room are not picking anything up."],
+    "laptop-repair": [
+        "This morning I knocked my coffee over the notebook and since then the trackpad and "
+        "half the keys do nothing at all, what can I do?",
+        "My computer suddenly shuts down whenever I unplug the charger and the battery "
+        "indicator jumps around wildly, it has been like this for a week."],
+    "password-reset": [
+        "I changed my password on Friday and today I simply cannot recall what I chose, so I "
+        "cannot get into Outlook or anything else.",
+        "After entering a wrong password several times in a row my account got blocked and I "
+        "need to get back in before my shift."],
+    "new-phone": [
+        "I am moving into a customer support role with lots of travel and the company should "
+        "give me a smartphone for the calls.",
+        "The screen of my business mobile is shattered after it fell on the pavement and it "
+        "cannot be used any more, I need another one."],
+    "vpn-access": [
+        "From next month I will mostly work from my flat in another city and I have to open "
+        "the internal accounting tools from there.",
+        "At the hotel during the trade fair I could not get into the intranet or any internal "
+        "system from my laptop."],
+    "meeting-room-av": [
+        "In the boardroom the display stays black when we plug in a laptop and our management "
+        "meeting is about to begin.",
+        "Remote colleagues in the call cannot hear us because the microphones in the "
+        "conference room are not picking anything up."],
 }
 
 

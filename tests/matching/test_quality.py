@@ -17,6 +17,7 @@ from bot.matching.matcher import Matcher
 from bot.matching.quality import FindingKind, QualityReport, quality_report
 from bot.matching.thresholds import Thresholds
 
+
 def make_offering(oid: str, **fields: Any) -> dict[str, Any]:
     return {"id": oid, "name": oid, "summary": f"What {oid} gives you.", "kind": "service",
             "owner": {"team": "IT"}, "request": {"url": f"https://it.example.test/{oid}"},
