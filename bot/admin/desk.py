@@ -4,7 +4,9 @@ Admins are the user ids in `CONCIERGE_ADMINS` and the members of the usergroup
 `CONCIERGE_ADMIN_GROUP`. Group members come from a lookup the Slack side
 provides (`usergroups.users.list`), cached for `GROUP_CACHE_SECONDS`, so a burst
 of commands costs one Web API call and a removed member loses access within a
-minute. A failing lookup never grants access.
+minute. A failing lookup never grants access, and its failure is cached just the
+same: a missing scope or a deleted group costs one call and one warning a minute,
+not one per command (and per question, since admins' own questions are marked).
 
 Only text that is exactly a subcommand (`stats`, `gaps 7`…) is one: anything
 else, "check my VPN" included, is a need and is answered for everyone. Every
@@ -34,6 +36,7 @@ from bot.admin.reports import (
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
 from bot.store.database import Store
+from bot.wording import printable
 
 log = logging.getLogger("concierge.admin")
 
@@ -88,6 +91,8 @@ class AdminPolicy:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, frozenset[str]] | None = None
+        self._failing: str | None = None
+        """The last lookup's error while lookups fail: each new error is logged once."""
 
     @property
     def configured(self) -> bool:
@@ -110,11 +115,20 @@ class AdminPolicy:
         try:
             members = frozenset(self._members(self.group))
         except Exception as exc:  # whatever the lookup raises, it must not grant access
-            log.warning("could not list the members of admin group %s (%s); only "
-                        "CONCIERGE_ADMINS are admins until it works", self.group, exc)
+            problem = printable(exc, 200)
+            with self._lock:
+                self._cached = (now, frozenset())
+                repeated, self._failing = self._failing == problem, problem
+            if not repeated:
+                log.warning("could not list the members of admin group %s (%s); only "
+                            "CONCIERGE_ADMINS are admins until it works (next try in %.0f s)",
+                            self.group, problem, self._cache_seconds)
             return frozenset()
         with self._lock:
             self._cached = (now, members)
+            recovered, self._failing = self._failing is not None, None
+        if recovered:
+            log.info("admin group %s can be listed again", self.group)
         return members
 
 
