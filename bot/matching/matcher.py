@@ -63,9 +63,9 @@ class Matcher:
     """Matches needs against one catalogue. Build once per catalogue; `decide` is thread-safe."""
 
     def __init__(self, catalog: Catalog, *, semantic: SemanticIndex | None = None,
-                 thresholds: Thresholds | None = None) -> None:
+                 thresholds: Thresholds | None = None, cache: bool | None = None) -> None:
         self.catalog = catalog
-        self.lexical = LexicalIndex(catalog)
+        self.lexical = LexicalIndex(catalog, cache=cache)
         self.semantic = semantic
         self.thresholds = thresholds or (SEMANTIC if semantic else LEXICAL)
         self._offerings = catalog.offerings
