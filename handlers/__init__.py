@@ -127,7 +127,7 @@ class Concierge:
                        extra=content(user=user))
         if self.desk is None:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
-        cli = command.name if command.name in ("stats", "gaps", "owners") else None
+        cli = command.name if command.name in ("stats", "gaps", "owners", "suggest") else None
         return report_messages(self.desk.run(command),
                                command=f"{cli} --days {command.days}" if cli else None)
 

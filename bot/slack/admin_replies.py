@@ -24,6 +24,7 @@ from bot.admin.reports import ReportView
 from bot.slack.replies import (
     HEADER_TEXT_LIMIT,
     MESSAGE_BLOCK_LIMIT,
+    SECTION_TEXT_LIMIT,
     Message,
     escape,
     pack_lines,
@@ -42,6 +43,14 @@ def report_blocks(view: ReportView) -> list[Block]:
         blocks += [SectionBlock(text=MarkdownTextObject(text=t, verbatim=True))
                    for t in pack_lines([f"*{escape(view.title)}*"])]
     for section in view.sections:
+        if section.preformatted:
+            # A code block per piece, so that each piece stays one that can be pasted.
+            blocks.append(SectionBlock(text=MarkdownTextObject(
+                text=f"*{escape(section.heading)}*")))
+            blocks += [SectionBlock(text=MarkdownTextObject(text=f"```{t}```"))
+                       for t in pack_lines((escape(line) for line in section.lines),
+                                           SECTION_TEXT_LIMIT - 2 * len("```"))]
+            continue
         lines = [f"*{escape(section.heading)}*", *(escape(line) for line in section.lines)]
         blocks += [SectionBlock(text=MarkdownTextObject(text=t, verbatim=True))
                    for t in pack_lines(lines)]
