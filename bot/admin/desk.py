@@ -37,7 +37,7 @@ from bot.admin.suggest import suggest
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
 from bot.store.database import Store
-from bot.wording import printable
+from bot.wording import plural, printable
 
 log = logging.getLogger("concierge.admin")
 
@@ -207,11 +207,11 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
     warnings = tuple(p.render() for p in result.problems if not p.is_error)
     if not result.ok:
         return ReportView(
-            f"Reload failed: still serving the last good catalogue ({result.offerings} "
-            "offerings)",
-            (Section(f"{len(result.errors)} errors (path:line: field: message)",
+            f"Reload failed: still serving the last good catalogue "
+            f"({plural(result.offerings, 'offering')})",
+            (Section(f"{plural(len(result.errors), 'error')} (path:line: field: message)",
                      tuple(p.render() for p in result.errors)),
-             *((Section(f"{len(warnings)} warnings", warnings),) if warnings else ())))
+             *((Section(plural(len(warnings), "warning"), warnings),) if warnings else ())))
     diff = result.diff
     assert diff is not None  # ok means there is a diff
     spread = ("every worker serves it within "
@@ -229,21 +229,17 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
         sections.append(Section("No offerings changed", ("The files on disk match what "
                                                           "was already served.",)))
     if warnings:
-        sections.append(Section(f"{len(warnings)} warnings", warnings))
+        sections.append(Section(plural(len(warnings), "warning"), warnings))
     generation = f", generation {result.generation}" if result.generation is not None else ""
-    return ReportView(f"Reloaded: {result.offerings} offerings{generation}; {spread}",
+    return ReportView(f"Reloaded: {plural(result.offerings, 'offering')}{generation}; {spread}",
                       tuple(sections))
 
 
 def check_view(live: LiveCatalogue) -> ReportView:
     report = check_knowledge(live.knowledge)
     lines = tuple(p.render() for p in report.problems)
-    errors, warnings = len(report.errors), len(report.warnings)
-    if report.catalog is not None:
-        verdict = (f"ok: {len(report.catalog)} offerings in {report.files} files"
-                   f"{f', {warnings} warnings' if warnings else ''}")
-    else:
-        verdict = (f"{errors} errors, {warnings} warnings in {report.files} files; "
-                   f"still serving {len(live.catalog)} offerings")
+    verdict = report.verdict()
+    if report.catalog is None:
+        verdict += f"; still serving {plural(len(live.catalog), 'offering')}"
     return ReportView(f"concierge check: {live.knowledge}", (
         Section(verdict, lines or ("No problems found.",)),))

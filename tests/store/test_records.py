@@ -345,3 +345,16 @@ def test_a_readable_database_from_before_is_made_owner_only(tmp_path: Path) -> N
     store = Store(f"sqlite:///{database}", migrate=False)
     store.close()
     assert database.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_schema_limits_ids_to_what_their_columns_hold() -> None:
+    # An id that passes `check` must fit every column that stores it (answers, choices,
+    # feedback, clicks): 210 characters once passed and then overflowed VARCHAR(200).
+    import json
+
+    from bot.catalogue.loader import schema_path
+    from bot.store.tables import OFFERING_ID_LENGTH
+
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    assert schema["$defs"]["slug"]["maxLength"] <= OFFERING_ID_LENGTH
+    assert schema["$defs"]["offering"]["properties"]["id"]["$ref"] == "#/$defs/slug"
