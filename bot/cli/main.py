@@ -14,6 +14,7 @@ from typing import TextIO
 from bot import __version__
 from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
+from bot.cli.digest import add_digest_parser
 from bot.cli.render import decision_json, decision_text
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_report_parsers(sub)
     add_suggest_parser(sub)
+    add_digest_parser(sub)
     return parser
 
 

@@ -112,6 +112,8 @@ class FakeSlackAPI:
         """Conversation id → its messages (thread replies included), oldest first."""
         self.scopes: set[str] = set(MANIFEST_SCOPES)
         """The bot token's scopes: which conversations `conversations.*` may read."""
+        self.refused: dict[str, str] = {}
+        """Channel → the error chat.postMessage answers for it (`channel_not_found`…)."""
         self.uploads: dict[str, Upload] = {}
         """File id → the file uploaded through the external upload flow."""
         self._file_ids = itertools.count(1)
@@ -234,6 +236,9 @@ class FakeSlackAPI:
                     "user": "concierge", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
                     "bot_id": BOT_ID, "is_enterprise_install": False}
         if method == "chat.postMessage":
+            refused = self.refused.get(str(params.get("channel")))
+            if refused:
+                return {"ok": False, "error": refused}
             message = self._post(params)
             return {"ok": True, "channel": params.get("channel"), "ts": message["ts"],
                     "message": message}
