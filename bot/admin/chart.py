@@ -178,6 +178,8 @@ def render_png(series: StatsSeries, title: str) -> bytes:
         axes.bar(days, declined, width, bottom=answered + clarified, color=DECLINED,
                  hatch="///", edgecolor="white", linewidth=0, label="declined"),
     ]
+    # Room above the tallest bar, so that neither it nor a 100% point touches the frame.
+    axes.set_ylim(0, max(float((answered + clarified + declined).max()) * 1.12, 1.0))
     axes.set_ylabel("questions", fontsize=FONT_SIZE)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.xaxis_date()
@@ -194,7 +196,7 @@ def render_png(series: StatsSeries, title: str) -> bytes:
     helpful = axes.twinx()
     (line,) = helpful.plot(days, share, color=HELPFUL, marker="o", markersize=4,
                            linewidth=2, label=f"rated helpful, {SHARE_DAYS} days (right)")
-    helpful.set_ylim(0, 1.05)
+    helpful.set_ylim(0, 1.12)
     helpful.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     helpful.set_ylabel("rated helpful", fontsize=FONT_SIZE)
     helpful.tick_params(labelsize=FONT_SIZE - 1)

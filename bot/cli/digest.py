@@ -23,13 +23,14 @@ from bot.admin.reports import load_activity
 from bot.admin.schedule import CHANNELS_SETTING, SETTING, DigestSettings
 from bot.admin.suggest import suggest
 from bot.catalogue.loader import load_catalog
+from bot.cli.options import add_knowledge, add_matcher
 from bot.cli.reports import DATABASE_HELP, first_line, open_for_reading
 from bot.cli.suggest import owner_team
 from bot.errors import ConfigError, StoreUnavailable
 from bot.live import Poller
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
-from bot.settings import MATCHER_MODES, knowledge_dir, matcher_mode, whole_number
+from bot.settings import knowledge_dir, matcher_mode, whole_number
 from bot.store.digests import DigestLog
 from bot.store.tables import utcnow
 from bot.store.takeover import BEATS_PER_TAKEOVER, DEFAULT_TAKEOVER_AFTER, new_worker_id
@@ -58,12 +59,8 @@ def add_digest_parser(sub: Any) -> None:
     p.add_argument("--owner", metavar="TEAM", help="with --dry-run: only this owner team")
     p.add_argument("--json", action="store_true",
                    help="with --dry-run: the digests and their Block Kit messages as JSON")
-    p.add_argument("--knowledge", metavar="DIR",
-                   help="knowledge directory (default: $CONCIERGE_KNOWLEDGE, else the sample "
-                        "catalogue)")
-    p.add_argument("--matcher", choices=MATCHER_MODES,
-                   help="matching mode for the suggested needs (default: $CONCIERGE_MATCHER, "
-                        "else auto); use the one `serve` runs")
+    add_knowledge(p)
+    add_matcher(p, "for the suggested needs")
     p.set_defaults(handler=cmd_digest)
 
 
