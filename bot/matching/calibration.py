@@ -44,9 +44,9 @@ import numpy as np
 
 from bot.catalogue import cache as catalogue_cache
 from bot.catalogue.cache import DiskCache
-from bot.catalogue.models import Catalog
+from bot.catalogue.models import Catalog, Evidence
 from bot.matching import lexical, matcher, semantic, text, thresholds
-from bot.matching.matcher import LeftOut, Matcher, Probe
+from bot.matching.matcher import LeftOut, Matcher, Probe, Probed
 from bot.matching.text import content_words, stem
 from bot.matching.thresholds import (
     LEAD_REACH,
@@ -137,7 +137,8 @@ def self_test(m: Matcher, *, cache: bool = True) -> SelfTest:
     when this catalogue, model and code were asked before)."""
     if not cache:
         return _ask(m)
-    disk = DiskCache(cache_dir(), "selftest", _cache_version(), keep=8)
+    disk = DiskCache(cache_dir(), "selftest", _cache_version(), keep=8,
+                     types=(SelfTest, AskedNeed, Probe, Probed, Evidence))
     key = _digest(m)
     stored = disk.read(key)
     if isinstance(stored, SelfTest):

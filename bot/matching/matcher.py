@@ -71,9 +71,9 @@ class Matcher:
     """Matches needs against one catalogue. Build once per catalogue; `decide` is thread-safe."""
 
     def __init__(self, catalog: Catalog, *, semantic: SemanticIndex | None = None,
-                 thresholds: Thresholds | None = None) -> None:
+                 thresholds: Thresholds | None = None, cache: bool | None = None) -> None:
         self.catalog = catalog
-        self.lexical = LexicalIndex(catalog)
+        self.lexical = LexicalIndex(catalog, cache=cache)
         self.semantic = semantic
         mode = "semantic" if semantic else "lexical"
         self.rule = (default_rule(mode, "The built-in lines.") if thresholds is None else

@@ -20,12 +20,14 @@ in Slack, and `MarkAnswered` records when a listener is done with an event.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -48,6 +50,7 @@ from bot.live import LiveCatalogue, Poller
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
 from bot.settings import knowledge_dir, matcher_mode, whole_number
+from bot.slack.digests import TICK_SECONDS, DigestSender
 from bot.slack.gate import gate
 from bot.slack.operations import OperationsConfig
 from bot.slack.replies import SERVICE_DESK_TEXT, ServiceDesk
@@ -70,6 +73,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
+# All interfaces: a platform's router reaches the app from outside its container.
+DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
 DEFAULT_WORKERS = 2
 EVENTS_PATH = "/slack/events"
@@ -116,8 +121,10 @@ class SlackConfig:
     """`SLACK_API_URL`: the Web API base URL (GovSlack, a proxy, or a test server)."""
     matcher_mode: str = "auto"
     """`CONCIERGE_MATCHER`: auto, lexical or semantic."""
+    host: str = DEFAULT_HOST
+    """`HOST`: the address HTTP mode listens on (all interfaces by default)."""
     port: int = DEFAULT_PORT
-    """`PORT`: where HTTP mode listens (on all interfaces)."""
+    """`PORT`: the port HTTP mode listens on."""
     workers: int = DEFAULT_WORKERS
     """`WEB_CONCURRENCY`: gunicorn worker processes in HTTP mode."""
     database_url: str = ""
@@ -148,20 +155,17 @@ class SlackConfig:
             raise ConfigError("must be an app-level token starting with xapp- (Basic "
                               "Information → App-Level Tokens), or unset for HTTP mode",
                               setting="SLACK_APP_TOKEN")
-        bot_token = _required(get, "SLACK_BOT_TOKEN", "the bot token from OAuth & Permissions")
-        if not bot_token.startswith("xoxb-"):
-            raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
-                              "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+        bot_token = checked_bot_token(get("SLACK_BOT_TOKEN"))
         signing_secret = get("SLACK_SIGNING_SECRET")
         if app_token is None and not signing_secret:
             _required(get, "SLACK_SIGNING_SECRET", "Basic Information → Signing Secret; "
                       "HTTP mode needs it to verify requests")
-        if signing_secret and not re.fullmatch(r"[A-Za-z0-9]+", signing_secret):
-            raise ConfigError("must be the signing secret as shown by Slack (letters and "
-                              "digits only)", setting="SLACK_SIGNING_SECRET")
+        if signing_secret:
+            _check_signing_secret(signing_secret)
         desk_url = get("CONCIERGE_SERVICE_DESK_URL") or None
         if desk_url is not None:
-            _check_url(desk_url, "CONCIERGE_SERVICE_DESK_URL")
+            # Shown as a button to every employee, like the catalogue's links: https only.
+            _check_url(desk_url, "CONCIERGE_SERVICE_DESK_URL", https_only=True)
         return cls(
             bot_token=bot_token,
             signing_secret=signing_secret,
@@ -169,6 +173,7 @@ class SlackConfig:
             api_url=_api_url(get("SLACK_API_URL")),
             knowledge=knowledge_dir(knowledge or get("CONCIERGE_KNOWLEDGE") or None),
             matcher_mode=matcher_mode(matcher or get("CONCIERGE_MATCHER") or None),
+            host=listen_host(get("HOST")),
             port=whole_number(get, "PORT", DEFAULT_PORT, 1, 65535),
             workers=whole_number(get, "WEB_CONCURRENCY", DEFAULT_WORKERS, 1, 256),
             database_url=database_url(env),
@@ -188,10 +193,45 @@ def _required(get: Callable[[str], str], name: str, where: str) -> str:
     return value
 
 
-def _check_url(url: str, name: str) -> None:
+def _check_signing_secret(secret: str) -> None:
+    # Every request is verified with it: a wrong one would start fine and then answer
+    # every request from Slack with 401. Slack's are 32 hexadecimal characters; the
+    # values most often pasted instead have other shapes (the verification token has 24
+    # letters and digits, the app id starts with A).
+    if re.fullmatch(r"[0-9a-f]{32}", secret):
+        return
+    hint = (" (this looks like the verification token, which Slack no longer uses to sign)"
+            if re.fullmatch(r"[A-Za-z0-9]{24}", secret) else "")
+    raise ConfigError(f"must be the 32 hexadecimal characters of Basic Information → App "
+                      f"Credentials → Signing Secret, not {len(secret)} characters{hint}",
+                      setting="SLACK_SIGNING_SECRET")
+
+
+def listen_host(raw: str) -> str:
+    """`HOST` checked: an IPv4 or IPv6 address, or a host name; empty → all interfaces."""
+    if not raw:
+        return DEFAULT_HOST
+    try:
+        return str(ipaddress.ip_address(raw.strip("[]")))
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", raw):
+        raise ConfigError(f"must be an IP address or host name to listen on (e.g. 127.0.0.1 "
+                          f"or 0.0.0.0), not {raw!r}", setting="HOST")
+    return raw
+
+
+def bind_address(host: str, port: int) -> str:
+    """gunicorn's `bind` for host and port (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_url(url: str, name: str, *, https_only: bool = False) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"must be an http(s) URL, not {url!r}", setting=name)
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in schemes or not parts.netloc:
+        wanted = "an https:// URL" if https_only else "an http(s) URL"
+        raise ConfigError(f"must be {wanted}, not {url!r}", setting=name)
 
 
 def _api_url(raw: str) -> str:
@@ -203,7 +243,13 @@ def _api_url(raw: str) -> str:
 
 
 def make_client(config: SlackConfig) -> WebClient:
-    """A Web API client that waits out rate limits and retries connection and 5xx errors.
+    """A Web API client that waits out rate limits and retries connection and 5xx errors."""
+    return web_client(config.bot_token, config.api_url)
+
+
+def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
+    """A Web API client for `token` that waits out rate limits and retries connection and
+    5xx errors (also for `concierge digest --send`, which needs no signing secret).
 
     The rate-limit and server-error handlers are added to slack_sdk's defaults (which
     retry connection errors), not put in their place.
@@ -211,7 +257,18 @@ def make_client(config: SlackConfig) -> WebClient:
     handlers = [*default_retry_handlers(),
                 RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
                 ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)]
-    return WebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=handlers)
+    return WebClient(token=token, base_url=_api_url(api_url), retry_handlers=handlers)
+
+
+def checked_bot_token(raw: str) -> str:
+    """`SLACK_BOT_TOKEN` checked: a `ConfigError` naming it when missing or not a bot token."""
+    if not raw:
+        raise ConfigError("is not set (the bot token from OAuth & Permissions)",
+                          setting="SLACK_BOT_TOKEN")
+    if not raw.startswith("xoxb-"):
+        raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
+                          "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+    return raw
 
 
 def check_token(config: SlackConfig) -> dict[str, Any]:
@@ -324,6 +381,8 @@ class Runtime:
     recorder: Recorder
     live: LiveCatalogue
     deliveries: Deliveries
+    digests: DigestSender | None = None
+    """Sends the owners' digests when due; None when CONCIERGE_DIGEST is off."""
 
     def start_poller(self, interval: float) -> Poller:
         """Check for reloads (and purge old records once a day) every `interval` seconds."""
@@ -339,6 +398,14 @@ class Runtime:
         return Poller(self.deliveries.settings.beat_every,
                       [lambda: self.deliveries.tick(replay)],
                       name="concierge-takeover").start()
+
+    def start_digests(self) -> Poller | None:
+        """Look for a due digest period every minute, on a thread of its own: sending waits
+        on Slack's rate limits, which must hold up neither reloads nor heartbeats. Every
+        worker looks; the claim in the database lets one send (`bot.store.digests`)."""
+        if self.digests is None:
+            return None
+        return Poller(TICK_SECONDS, [self.digests.tick], name="concierge-digest").start()
 
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
@@ -359,7 +426,12 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
         lookup=answer_lookup(client),
         executor=ThreadPoolExecutor(max_workers=TAKEOVER_THREADS,
                                     thread_name_prefix="takeover-lookup"))
-    return Runtime(concierge, guard, recorder, live, deliveries)
+    digests = None
+    if ops.digest.schedule is not None:
+        digests = DigestSender(store, client, lambda: live.matcher, ops.digest,
+                               worker_id=deliveries.worker_id,
+                               stale_after=timedelta(seconds=config.takeover_after))
+    return Runtime(concierge, guard, recorder, live, deliveries, digests)
 
 
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
@@ -462,19 +534,28 @@ def _app_with_poller(config: SlackConfig) -> tuple[App, list[Poller]]:
     client = make_client(config)
     runtime = build_runtime(config, client)
     app = create_app(config, client=client, runtime=runtime)
-    return app, [runtime.start_poller(config.operations.reload_interval),
-                 runtime.start_takeover(app)]
+    pollers = [runtime.start_poller(config.operations.reload_interval),
+               runtime.start_takeover(app)]
+    digests = runtime.start_digests()
+    return app, [*pollers, *([digests] if digests is not None else [])]
 
 
 def _run_gunicorn(config: SlackConfig) -> int:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+    from bot.slack.worker import REQUEST_THREADS, BufferingWorker
+
     class ConciergeServer(BaseApplication):  # type: ignore[misc]
         """gunicorn without its command line: settings come from SlackConfig."""
 
         def load_config(self) -> None:
-            self.cfg.set("bind", f"0.0.0.0:{config.port}")
+            self.cfg.set("bind", bind_address(config.host, config.port))
             self.cfg.set("workers", config.workers)
+            # Requests are read whole by each worker's main loop before a thread answers
+            # them: slow or idle clients cannot hold the workers (bot/slack/worker.py).
+            self.cfg.set("worker_class", BufferingWorker)
+            self.cfg.set("threads", REQUEST_THREADS)
+            self.cfg.set("keepalive", 0)
             self.cfg.set("proc_name", "concierge")
             self.cfg.set("accesslog", "-")
             # A listener may wait out a rate limit after the response; give it time
@@ -491,7 +572,7 @@ def _run_gunicorn(config: SlackConfig) -> int:
             app, _ = _app_with_poller(config)
             return wsgi_app(app, signing_secret=config.signing_secret)
 
-    log.info("starting HTTP mode on 0.0.0.0:%d%s with %d workers", config.port, EVENTS_PATH,
-             config.workers)
+    log.info("starting HTTP mode on %s%s with %d workers",
+             bind_address(config.host, config.port), EVENTS_PATH, config.workers)
     ConciergeServer().run()
     return 0

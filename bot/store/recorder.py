@@ -6,6 +6,12 @@ When the database fails, `BestEffort` logs ONE warning, then stops trying for
 call after that probes again, and a success logs one line saying recording is
 back. Questions asked meanwhile are answered but not recorded.
 
+A data error is not an outage: a row the database refuses (a value too long for its
+column, a character it cannot store, a constraint) costs that row and one warning,
+and the next call goes to the database as usual. Counting it as an outage stopped
+recording for 30 s and let event dedupe fail open, so one odd question made the next
+redelivered event be answered twice.
+
 User ids are never stored: only an HMAC-SHA256 of the id keyed with
 `CONCIERGE_USER_HASH_KEY`. Without a key nothing about the user is stored at all,
 because an unkeyed hash of a Slack id (a short, guessable format) can be
@@ -24,9 +30,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from bot.catalogue.models import Decision, DecisionKind
+from bot.errors import StoreUnavailable
 from bot.store.database import QuestionRecord, Store
 from bot.store.tables import utcnow
 
@@ -72,26 +85,55 @@ class BestEffort:
             down_since = self._down_since
             if down_since is not None and self._clock() - down_since < RETRY_AFTER:
                 return fallback
+        done = self._attempt(what, call)
+        return fallback if done is None else done[0]
+
+    def must(self, what: str, call: Callable[[], T]) -> T:
+        """`call()` now, even within `RETRY_AFTER` of a failure: for what cannot be done
+        without the database (storing a request). A failure raises `StoreUnavailable` for
+        the caller to tell the person; recovery is logged as in `run`."""
+        done = self._attempt(what, call)
+        if done is None:
+            raise StoreUnavailable(f"{what} failed", url=self.store.url)
+        return done[0]
+
+    def _attempt(self, what: str, call: Callable[[], T]) -> tuple[T] | None:
+        """`(call(),)`, or None when the database failed (logged once per outage)."""
         try:
             if not self._schema_ready:
                 self.store.upgrade()
                 self._schema_ready = True
             result = call()
+        except (DataError, IntegrityError, UnicodeError) as exc:
+            self._refused(what, exc)
+            return None
         except SQLAlchemyError as exc:
-            with self._lock:
-                first = self._down_since is None
-                self._down_since = self._clock()
-            if first:
-                log.warning("database %s unavailable (%s failed: %s); Concierge keeps "
-                            "answering but records nothing until it is back; retrying every "
-                            "%.0f s", self.store.url, what, _short(exc), RETRY_AFTER)
-            return fallback
+            if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+                self._refused(what, exc)  # a parameter failed in Python: no database involved
+            else:
+                self._went_down(what, exc)
+            return None
         with self._lock:
             recovered = self._down_since is not None
             self._down_since = None
         if recovered:
             log.info("database %s reachable again; recording resumed", self.store.url)
-        return result
+        return (result,)
+
+    def _refused(self, what: str, exc: Exception) -> None:
+        # This one row, not the database: the transaction rolled back, the connection is
+        # fine. No values in the message: the row may hold what someone typed.
+        log.warning("database %s refused one record (%s failed: %s); recording goes on",
+                    self.store.url, what, _short(exc))
+
+    def _went_down(self, what: str, exc: SQLAlchemyError) -> None:
+        with self._lock:
+            first = self._down_since is None
+            self._down_since = self._clock()
+        if first:
+            log.warning("database %s unavailable (%s failed: %s); Concierge keeps "
+                        "answering but records nothing until it is back; retrying every "
+                        "%.0f s", self.store.url, what, _short(exc), RETRY_AFTER)
 
 
 def _short(exc: BaseException) -> str:
@@ -160,10 +202,10 @@ class Recorder:
         purged = self.guard.run("purging old records",
                                 lambda: self.store.purge(self.settings.retention), None)
         if purged is not None and (purged.questions or purged.feedback
-                                   or purged.request_clicks):
-            log.info("retention %s: purged %d questions, %d feedback, %d request clicks",
-                     self.settings.retention, purged.questions, purged.feedback,
-                     purged.request_clicks)
+                                   or purged.request_clicks or purged.requests):
+            log.info("retention %s: purged %d questions, %d feedback, %d request clicks, "
+                     "%d requests", self.settings.retention, purged.questions,
+                     purged.feedback, purged.request_clicks, purged.requests)
 
     @property
     def store(self) -> Store:

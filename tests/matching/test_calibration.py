@@ -182,7 +182,7 @@ def test_the_self_test_is_cached_with_the_embeddings(tmp_path: Path,
     first = HashEmbedder()
     m = Matcher(catalog, semantic=SemanticIndex(catalog, CachedEmbedder(first, tmp_path)))
     calibrated_once, test = calibrated(m)
-    assert test is not None and list(tmp_path.glob("selftest-*.pickle"))
+    assert test is not None and list(tmp_path.glob("selftest-*.cache"))
     asked = first.calls
     second = HashEmbedder()
     m2 = Matcher(catalog, semantic=SemanticIndex(catalog, second))
