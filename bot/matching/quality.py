@@ -1,15 +1,16 @@
 """How well a catalogue can be matched, for the people who write it.
 
 Read from the catalogue's questions about itself (`bot.matching.calibration`: each need
-asked in its own words of the catalogue without it): per offering, how often its own needs
+asked as a question of the catalogue without it and the needs of its offering that say
+nearly the same): per offering, how often its own needs
 find it; and findings, each with what to do about it:
 
     few-needs         an offering with fewer than `MIN_NEEDS` needs
     duplicate-need    a need written in two offerings (questions with it get both as choices)
-    confused-pair     two offerings whose needs, asked in other words, find each other
+    confused-pair     two offerings whose needs, asked without themselves, find each other
                       (two needs or more, or one that would be answered outright)
     weak-offering     an offering that fewer than half of its own needs find
-    loose-need        a need that, asked in other words, fits its own offering below the
+    loose-need        a need that, asked without itself, fits its own offering below the
                       decline line (a question worded like it would be turned away)
 
 Findings are warnings: `concierge check --quality --strict` makes them fail a build.
@@ -69,7 +70,7 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class OfferingRecall:
-    """How often an offering's own needs, asked in other words, find it first."""
+    """How often an offering's own needs, each asked without itself, find it first."""
 
     offering: str
     needs: int
@@ -101,7 +102,8 @@ class QualityReport:
         found, asked = self.needs_found
         share = f"{found} of {asked} needs ({found / asked:.0%})" if asked else "no needs"
         counts = ", ".join(f"{n} {k}" for k, n in self.counts().items()) or "no findings"
-        return f"{share} find their own offering when asked in other words; {counts}"
+        return (f"{share} find their own offering when each is asked as a question of the "
+                f"catalogue without it; {counts}")
 
     def lines(self) -> list[str]:
         """The report as text lines: the rule, the weakest offerings, every finding."""
@@ -184,7 +186,8 @@ def _confused(catalog: Catalog, test: SelfTest, t: Thresholds) -> Iterable[Findi
         via = first.probe.ranked[0].evidence.describe()
         yield Finding(
             FindingKind.CONFUSED_PAIR, (mine.id, other.id),
-            f"{mine.name} and {other.name} are confused: asked in other words, "
+            f"{mine.name} and {other.name} are confused: each asked as a question without "
+            "itself, "
             f"{len(needs)} need{'s' if len(needs) > 1 else ''} {quoted} "
             f"find{'' if len(needs) > 1 else 's'} the other "
             f"first (e.g. {other.name}'s {via})"
@@ -208,8 +211,8 @@ def _weak(catalog: Catalog, test: SelfTest) -> Iterable[Finding]:
             o = catalog[r.offering]
             yield Finding(
                 FindingKind.WEAK_OFFERING, (o.id,),
-                f"Only {r.found} of {r.needs} needs of {o.name} find it when asked in other "
-                "words: each says something the others do not.",
+                f"Only {r.found} of {r.needs} needs of {o.name} find it when each is asked "
+                "as a question without itself: each says something the others do not.",
                 "Add needs that say its main uses again in other words (how users describe "
                 "the situation), so that a question need not match one need word for word.",
                 o.needs, o.source)
@@ -226,10 +229,11 @@ def _loose(catalog: Catalog, test: SelfTest, decline: float) -> Iterable[Finding
         quoted = ", ".join(f'"{t}"' for t in texts[:3]) + (" …" if len(texts) > 3 else "")
         yield Finding(
             FindingKind.LOOSE_NEED, (o.id,),
-            f"{len(texts)} need{'s' if len(texts) > 1 else ''} of {o.name} ({quoted}), asked "
-            f"in other words, fit{'s' if len(texts) == 1 else ''} {o.name} below the decline "
-            f"line ({decline:.2f}): a question worded like "
-            f"{'it' if len(texts) == 1 else 'them'} would be turned away.",
+            f"{len(texts)} need{'s' if len(texts) > 1 else ''} of {o.name} ({quoted}), each "
+            f"asked as a question without itself, fit{'s' if len(texts) == 1 else ''} {o.name} "
+            f"below the decline line ({decline:.2f}): a question worded like "
+            f"{'it' if len(texts) == 1 else 'them'}, but not word for word, would be turned "
+            "away.",
             "Say the same again in another need (other words, a symptom, the task), or put "
             "its key words in the keywords or the summary.",
             texts, o.source)
