@@ -135,7 +135,10 @@ def test_a_team_with_nothing_to_report_gets_nothing(world: World) -> None:
     (world.knowledge / "quiet.yaml").write_text(
         "id: fax\nname: Fax\nsummary: A fax line.\nkind: service\n"
         "owner: {team: Quiet Team, contact: U0QUIET1}\n"
-        "request: {url: \"https://it.example.test/fax\"}\nneeds: [I need to send a fax]\n",
+        "request: {url: \"https://it.example.test/fax\"}\n"
+        # Needs that back each other up: the quality report finds nothing to say either.
+        "needs: [I need to send a fax, send a fax to a supplier, fax a signed form,"
+        " a fax line for my team]\n",
         encoding="utf-8")
     code, out = world.cli("digest", "--send")
     assert code == 0
