@@ -376,9 +376,11 @@ def run(benchmarks: Sequence[Benchmark], matchers: Matchers,
     grouped: dict[tuple[str, int | None], list[Table]] = {}
     for bench in benchmarks:
         names = matchers.names
+        # By domain, questions come from a batch (their latency is not shown); elsewhere
+        # every question reaches the model on its own, as in production.
+        matchers.remember(bench.cases if bench.group is not None else ())
         if bench.group is not None:
             names = [n for n in names if n in DOMAIN_MATCHERS]
-            matchers.remember(bench.cases)
         rows = []
         for name in names:
             contender = matchers.build(name, bench.catalog)
@@ -402,7 +404,6 @@ def run(benchmarks: Sequence[Benchmark], matchers: Matchers,
             grouped.setdefault((bench.group, bench.shots), []).append(table)
         else:
             tables.append(table)
-    matchers.remember(())
     summaries = [t for (group, shots), parts in grouped.items()
                  for t in mean_tables(group, shots, parts)]
     return summaries + tables
