@@ -241,9 +241,9 @@ def derive_rule(test: SelfTest, mode: str, catalog: Catalog) -> DecisionRule:
     bound = ("at most 2% confidently wrong and 3% of out-of-scope questions answered"
              if max_wrong == MAX_WRONG and max_oos == MAX_OOS_ANSWERED else
              "no more risk than the built-in lines take on the same questions")
-    reason = (f"Learnt from {len(test.needs)} of its needs asked without their own words and "
-              f"{len(test.background)} everyday out-of-scope questions: the most outright "
-              f"answers with {bound}.")
+    reason = (f"Learnt from {len(test.needs)} of its needs, each asked of the catalogue without "
+              f"it, and {len(test.background)} everyday out-of-scope questions: the most "
+              f"outright answers with {bound}.")
     return DecisionRule(chosen, RuleSource.CALIBRATED, reason, len(test.needs),
                         len(test.background), estimate)
 

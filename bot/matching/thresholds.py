@@ -1,8 +1,11 @@
-"""Every number that turns scores into decisions, in one place.
+"""The lines that turn scores into decisions, and the rule that carries them.
 
-Scores are in 0..1. They were chosen on the CLINC150 *validation* split (in-scope
-`val` and `oos_val`), never on test data or on the golden questions; see the
-"Matching quality" section of docs/matching.md for how and with what results.
+Scores are in 0..1. The built-in lines (`SEMANTIC`, `LEXICAL`) were chosen on the CLINC150
+*validation* split (in-scope `val` and `oos_val`), never on test data or on the golden
+questions; each catalogue normally decides with lines learnt from itself instead
+(`bot.matching.calibration`), and the built-in ones serve catalogues too small to learn
+from, lexical mode, and `CONCIERGE_CALIBRATION=off`. See docs/matching.md for how and with
+what results.
 """
 
 from __future__ import annotations

@@ -454,8 +454,8 @@ def footnotes(matchers: Matchers) -> list[str]:
         "the top score. ms: one question's decision, median and p99; × BM25 ms: median "
         "time relative to BM25's in the same run.",
         "Concierge semantic: the lines it learns from each catalogue when it loads "
-        "(bot/matching/calibration.py: the catalogue's needs asked without their own words, "
-        "and the background questions shipped in bot/matching/data/background); "
+        "(bot/matching/calibration.py: the catalogue's needs, each asked of the catalogue "
+        "without it, and the background questions shipped in bot/matching/data/background); "
         "built-in lines: bot/matching/thresholds.py (chosen on CLINC150 val), the rule before "
         "calibration; lexical mode keeps the built-in lines. In-scope declined: in-scope "
         "questions answered 'I don't know'; … right first: of those, the share whose right "
