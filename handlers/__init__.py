@@ -19,6 +19,7 @@ from bot.live import LiveCatalogue
 from bot.logs import content
 from bot.matching.matcher import Matcher
 from bot.slack.admin_replies import report_messages
+from bot.slack.buttons import ButtonKeys, ButtonRefused
 from bot.slack.replies import (
     Message,
     ServiceDesk,
@@ -26,7 +27,7 @@ from bot.slack.replies import (
     decision_message,
     help_message,
     none_message,
-    parse_button_value,
+    note_blocks,
 )
 from bot.store.recorder import Recorder
 
@@ -46,6 +47,8 @@ class Concierge:
     recorder: Recorder | None = None
     admins: AdminPolicy = field(default_factory=AdminPolicy)
     desk: AdminDesk | None = None
+    buttons: ButtonKeys = field(default_factory=ButtonKeys.ephemeral)
+    """Ties each card's buttons to its question and asker (`bot.slack.buttons`)."""
 
     @property
     def matcher(self) -> Matcher:
@@ -75,40 +78,61 @@ class Concierge:
                  question_id if question_id is not None else "-", surface,
                  decision.kind.value, decision.offering.id if decision.offering else "-",
                  decision.confidence, latency_ms, extra=content(text=need, user=user))
-        return decision_message(decision, matcher.catalog, self.service_desk, question_id)
+        return decision_message(decision, matcher.catalog, self.service_desk,
+                                self.buttons.card(question_id, user))
 
-    def choose(self, value: str) -> Message:
+    def choose(self, value: str, *, user: str | None) -> Click:
         """A "Did you mean…" choice was clicked: that offering's card, recorded as chosen."""
-        offering_id, question_id = parse_button_value(value)
-        offering = self.catalog.get(offering_id)
+        try:
+            press = self.buttons.read(value, user)
+        except ButtonRefused as refused:
+            return _refusal("choice", refused)
+        offering = self.catalog.get(press.offering_id)
         if offering is None:
             # The catalogue was reloaded between the question and the click.
-            return none_message(None, self.service_desk,
-                                why="That offering is no longer in the catalogue.")
+            return Click(none_message(None, self.service_desk,
+                                      why="That offering is no longer in the catalogue."))
         if self.recorder is not None:
-            self.recorder.choice(question_id, offering.id)
-        return chosen_message(offering, self.catalog, question_id)
+            self.recorder.choice(press.question_id, offering.id)
+        return Click(chosen_message(offering, self.catalog,
+                                    self.buttons.card(press.question_id, user)))
 
-    def none_fitted(self, value: str) -> Message:
+    def none_fitted(self, value: str, *, user: str | None) -> Click:
         """"None of these" was clicked: an unmet need."""
-        _, question_id = parse_button_value(value)
+        try:
+            press = self.buttons.read(value, user)
+        except ButtonRefused as refused:
+            return _refusal("choice", refused)
         if self.recorder is not None:
-            self.recorder.choice(question_id, None)
-        log.info("unmet need: no suggestion fitted (question %s)", question_id)
-        return none_message(None, self.service_desk, why="None of the suggestions fitted.")
+            self.recorder.choice(press.question_id, None)
+        log.info("unmet need: no suggestion fitted (question %s)", press.question_id)
+        return Click(none_message(None, self.service_desk,
+                                  why="None of the suggestions fitted."))
 
-    def feedback(self, value: str, *, helpful: bool, user: str | None) -> None:
-        offering_id, question_id = parse_button_value(value)
+    def feedback(self, value: str, *, helpful: bool, user: str | None) -> Click | None:
+        """Helpful / Not what I need, from the asker: recorded (None), a later click changing
+        the rating; from anyone else, a refusal only they see."""
+        try:
+            press = self.buttons.read(value, user)
+        except ButtonRefused as refused:
+            return _refusal("feedback", refused)
         if self.recorder is not None:
-            self.recorder.feedback(question_id, offering_id, helpful=helpful, user=user)
-        log.info("feedback question=%s offering=%s helpful=%s", question_id, offering_id,
-                 helpful)
+            self.recorder.feedback(press.question_id, press.offering_id, helpful=helpful,
+                                   user=user)
+        log.info("feedback question=%s offering=%s helpful=%s", press.question_id,
+                 press.offering_id, helpful)
+        return None
 
     def request_clicked(self, offering_id: str, value: str, *, user: str | None) -> None:
-        """The Request link of a card was opened (the browser does the rest)."""
-        from_value, question_id = parse_button_value(value)
-        offering_id = from_value or offering_id
-        if self.recorder is not None and offering_id:
+        """The Request link of a card was opened (the browser does the rest). Anyone may
+        open it; a click by the asker is tied to the question, anyone else's only counts
+        for the offering the button names."""
+        try:
+            press = self.buttons.read(value, user)
+            question_id, offering_id = press.question_id, press.offering_id
+        except ButtonRefused:
+            question_id = None
+        if self.recorder is not None and offering_id in self.catalog:
             self.recorder.request_click(question_id, offering_id, user)
 
     def admin(self, command: AdminCommand, *, user: str | None) -> list[Message]:
@@ -130,6 +154,30 @@ class Concierge:
         cli = command.name if command.name in ("stats", "gaps", "owners", "suggest") else None
         return report_messages(self.desk.run(command),
                                command=f"{cli} --days {command.days}" if cli else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """What a button click shows: `message` in place of the card (`replace`), or, when the
+    click is refused, a message only the clicker sees, the card left as it was."""
+
+    message: Message
+    replace: bool = True
+
+
+REFUSALS = {
+    "not_the_asker": "Only the person who asked can use these buttons. Ask me yourself (in a "
+                     "direct message, or with `/concierge <what you need>`) and you get a "
+                     "card of your own.",
+    "malformed": "This button does not work: the card may be from an older version of "
+                 "Concierge. Ask again and use the new card.",
+}
+
+
+def _refusal(kind: str, refused: ButtonRefused) -> Click:
+    log.info("refused a %s click: %s", kind, refused.reason)
+    text = REFUSALS[refused.reason]
+    return Click(Message(text, tuple(note_blocks(text))), replace=False)
 
 
 def register(app: App, concierge: Concierge) -> None:

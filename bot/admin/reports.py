@@ -25,6 +25,7 @@ from bot.admin.gaps import Need, group_needs
 from bot.catalogue.models import Catalog, Offering
 from bot.store.database import Store
 from bot.store.tables import Feedback, Question, RequestClick, utcnow
+from bot.wording import printable
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3650
@@ -134,12 +135,14 @@ class ReportView:
     sections: tuple[Section, ...]
 
     def text(self) -> str:
-        parts = [self.title]
+        """For a terminal: control characters in what people typed (an escape sequence in
+        a question, a newline) are shown escaped, never sent to the terminal."""
+        parts = [printable(self.title)]
         for section in self.sections:
             parts.append("")
-            parts.append(section.heading)
+            parts.append(printable(section.heading))
             indent = "" if section.preformatted else "  "
-            parts += [f"{indent}{line}" for line in section.lines]
+            parts += [f"{indent}{printable(line)}" for line in section.lines]
         return "\n".join(parts)
 
 

@@ -49,6 +49,7 @@ from bot.live import LiveCatalogue, Poller
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
 from bot.settings import knowledge_dir, matcher_mode, whole_number
+from bot.slack.buttons import ButtonKeys
 from bot.slack.gate import gate
 from bot.slack.operations import OperationsConfig
 from bot.slack.replies import SERVICE_DESK_TEXT, ServiceDesk
@@ -382,6 +383,12 @@ class Runtime:
                       name="concierge-takeover").start()
 
 
+def button_keys(config: SlackConfig) -> ButtonKeys:
+    """The key that ties cards' buttons to their askers, from a secret every worker and host
+    of this app shares: the signing secret (HTTP), else the app-level token (Socket Mode)."""
+    return ButtonKeys.from_secret(config.signing_secret or config.app_token or config.bot_token)
+
+
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
                   store: Store | None = None) -> Runtime:
     ops = config.operations
@@ -393,7 +400,8 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
                          guard, watch=ops.watch_knowledge)
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
     concierge = Concierge(live, config.service_desk, recorder, admins,
-                          AdminDesk(live, store, ops.reload_interval))
+                          AdminDesk(live, store, ops.reload_interval),
+                          buttons=button_keys(config))
     # Made here, after gunicorn forked: each worker process gets its own id and threads.
     deliveries = Deliveries(
         guard, TakeoverSettings(stale_after=float(config.takeover_after)),

@@ -109,3 +109,23 @@ def test_an_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPat
     assert err.startswith("concierge: postgresql+psycopg://concierge:***@127.0.0.1:1/concierge: "
                           "cannot read the database")
     assert "secret" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_what_people_typed_reaches_the_terminal_escaped(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch, no_database_env: None,
+        write_catalogue: Callable[..., Path],
+        new_offering: Callable[..., dict[str, Any]]) -> None:
+    # A question is whatever someone typed: an escape sequence in it would clear the admin's
+    # screen (or worse) when `gaps` prints it.
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    kdir = write_catalogue([new_offering("vpn")]).parent
+    store = Store(sqlite_url)
+    store.record_question(QuestionRecord(
+        asked_at=utcnow(), surface="dm", text="company car\x1b[2J\x1b]0;pwned\x07\nforged line",
+        decision="none", confidence=0.0, latency_ms=1.0))
+    store.close()
+    code, out = run("gaps", "--knowledge", str(kdir))
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "company car\\x1b[2J\\x1b]0;pwned\\x07\\nforged line" in out
+    assert not any(line.startswith("forged line") for line in out.splitlines())

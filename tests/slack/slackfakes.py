@@ -415,7 +415,7 @@ class SlackSender:
 
     def click(self, action_id: str, value: str, *, message: dict[str, Any] | None = None,
               channel: str = "D0ALICE", ephemeral: bool = False,
-              response: str = "click") -> Reply:
+              response: str = "click", user: str = "U0ALICE") -> Reply:
         container: dict[str, Any] = {"type": "message", "channel_id": channel,
                                      "is_ephemeral": ephemeral}
         payload: dict[str, Any] = {
@@ -428,6 +428,7 @@ class SlackSender:
             container["message_ts"] = message["ts"]
             payload["message"] = message
         payload["container"] = container
+        payload["user"] = {"id": user, "team_id": TEAM_ID}
         return self.interaction(payload)
 
 
@@ -455,3 +456,9 @@ def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(element, dict) and element.get("type") == "button":
                 found.append(element)
     return found
+
+
+def button_parts(value: str) -> tuple[str, int | None]:
+    """(offering id, question id or None) of a card button's value (`bot.slack.buttons`)."""
+    offering_id, question, _tag = value.split("#")
+    return offering_id, int(question) if question else None

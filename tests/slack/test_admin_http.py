@@ -25,11 +25,11 @@ from conftest import (
     serving,
     slack_env,
 )
-from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, buttons
+from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, button_parts, buttons
 from sqlalchemy import text
 
 from bot.slack.app import Runtime, SlackConfig, build_runtime, create_app, make_client
-from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, parse_button_value
+from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
 from bot.store.database import QuestionRecord
 from bot.store.tables import utcnow
 
@@ -179,7 +179,7 @@ def test_feedback_and_clicks_are_tied_to_the_question_they_act_on(start_app: Sta
     [question_id] = [r[0] for r in app.rows("SELECT id FROM questions")]
     feedback = next(b for b in buttons(blocks) if b["action_id"] == "feedback_not_helpful")
     request = next(b for b in buttons(blocks) if b["action_id"].startswith("request_offering"))
-    assert parse_button_value(feedback["value"]) == ("standard-laptop", question_id)
+    assert button_parts(feedback["value"]) == ("standard-laptop", question_id)
     message = {"type": "message", "ts": "1700000100.000001", "text": card.params["text"],
                "blocks": blocks}
     app.slack.click(feedback["action_id"], feedback["value"], message=message)
@@ -204,9 +204,9 @@ def test_a_clarify_choice_marks_the_question_as_met(start_app: StartApp) -> None
                "blocks": card.params["blocks"]}
     app.slack.click(choice["action_id"], choice["value"], message=message)
     [update] = app.fake.wait_for("chat.update")
-    offering_id, question_id = parse_button_value(choice["value"])
+    offering_id, question_id = button_parts(choice["value"])
     # The chosen card's own feedback buttons still point at the same question.
-    assert {parse_button_value(b["value"])[1] for b in buttons(update.params["blocks"])
+    assert {button_parts(b["value"])[1] for b in buttons(update.params["blocks"])
             if b["action_id"].startswith("feedback_")} == {question_id}
     assert app.rows(f"SELECT chosen_offering_id FROM questions WHERE id = {question_id}") == [
         (offering_id,)]
@@ -299,10 +299,11 @@ def test_with_the_database_down_the_bot_answers_and_warns_once(
         for n in range(3):
             card = dm(app, ANSWER_LAPTOP, f"D0DOWN{n}")
             assert "Standard laptop" in card.params["text"]
-            # Without a record, the buttons carry the offering only.
-            assert {b["value"] for b in buttons(card.params["blocks"])
-                    if b["action_id"].startswith("feedback_")} == {"standard-laptop"}
-        app.slack.click("feedback_helpful", "standard-laptop")
+            # Without a record, the buttons carry the offering (and their tag) only.
+            values = {b["value"] for b in buttons(card.params["blocks"])
+                      if b["action_id"].startswith("feedback_")}
+            assert {button_parts(v) for v in values} == {("standard-laptop", None)}
+        app.slack.click("feedback_helpful", values.pop())
         [stats] = run(app, "stats", ADMIN)
     assert "the database is unavailable" in all_text(stats)
     store_warnings = [r for r in caplog.records
