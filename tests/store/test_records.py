@@ -121,6 +121,36 @@ def test_a_database_from_before_migrations_keeps_its_event_claims(db_url: str) -
         store.close()
 
 
+def test_revision_0003_keeps_the_newest_rating_of_each_question(db_url: str) -> None:
+    # Before 0003 every click was a row: five "Not what I need" on one card made five.
+    from alembic import command
+
+    from bot.store.migrate import alembic_config
+
+    store = Store(db_url, migrate=False)
+    if store.sqlite_file is not None:
+        store.sqlite_file.parent.mkdir(parents=True)
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0005")
+            conn.execute(text("INSERT INTO questions (id, asked_at, surface, text, decision, "
+                              "confidence, latency_ms, none_fitted) VALUES (1, :now, 'dm', "
+                              "'q', 'answer', 1, 1, false)"), {"now": NOW})
+            for n, helpful in enumerate([False, False, True]):
+                conn.execute(text("INSERT INTO feedback (given_at, question_id, offering_id, "
+                                  "helpful) VALUES (:at, 1, 'vpn', :helpful)"),
+                             {"at": NOW + timedelta(seconds=n), "helpful": helpful})
+            conn.execute(text("INSERT INTO feedback (given_at, question_id, offering_id, "
+                              "helpful) VALUES (:now, NULL, 'vpn', false)"), {"now": NOW})
+        store.upgrade()
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT question_id, helpful FROM feedback "
+                                     "ORDER BY question_id")).all()
+        assert sorted(rows, key=str) == sorted([(1, True), (None, False)], key=str)
+    finally:
+        store.close()
+
+
 def test_stats_from_seeded_questions(store: Store, catalog: Catalog) -> None:
     seed(store)
     report = stats_report(load_activity(store, 30), catalog)
