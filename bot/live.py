@@ -77,6 +77,7 @@ class LiveCatalogue:
         self._reload_lock = threading.Lock()
         self._fingerprint = fingerprint(knowledge)
         self._generation = self._read_generation() or 0
+        self._record_served()
 
     @property
     def matcher(self) -> Matcher:
@@ -96,6 +97,15 @@ class LiveCatalogue:
         store = self._guard.store
         return self._guard.run("reading the reload generation", store.generation, None)
 
+    def _record_served(self) -> None:
+        """Tell the store which catalogue is served: the reports on the command line name
+        offerings from it (`concierge stats` run where the knowledge files are not)."""
+        if self._guard is None:
+            return
+        store, catalog = self._guard.store, self.catalog
+        self._guard.run("recording the served catalogue", lambda: store.record_served(
+            str(self.knowledge.resolve()), (o.id for o in catalog)), None)
+
     def reload(self) -> ReloadResult:
         """Re-read the knowledge directory; swap the matcher only if it has no errors."""
         with self._reload_lock:
@@ -114,6 +124,8 @@ class LiveCatalogue:
             self._matcher = matcher
             log.info("reloaded %s: %d offerings; %s", self.knowledge, len(report.catalog),
                      diff.summary())
+            if not diff.is_empty:
+                self._record_served()
             return ReloadResult(diff, report.problems, len(report.catalog))
 
     def reload_everywhere(self) -> ReloadResult:

@@ -129,3 +129,40 @@ def test_what_people_typed_reaches_the_terminal_escaped(
     assert "\x1b" not in out and "\x07" not in out
     assert "company car\\x1b[2J\\x1b]0;pwned\\x07\\nforged line" in out
     assert not any(line.startswith("forged line") for line in out.splitlines())
+
+
+def test_reports_name_offerings_from_the_catalogue_serve_loaded(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, no_database_env: None, tmp_path: Path,
+        write_catalogue: Callable[..., Path], new_offering: Callable[..., dict[str, Any]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.catalogue.loader import load_catalog
+    from bot.live import LiveCatalogue
+    from bot.matching.engine import build_matcher
+    from bot.settings import repo_root
+    from bot.store.recorder import BestEffort
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    production = write_catalogue([new_offering("company-car", name="Company car",
+                                               owner={"team": "Fleet"})],
+                                 directory=tmp_path / "production").parent
+    store = Store(db_url)
+    # What `concierge serve` does at start: load the catalogue it serves, and say which.
+    LiveCatalogue(production, "lexical", build_matcher(load_catalog(production), "lexical"),
+                  BestEffort(store))
+    store.record_question(QuestionRecord(
+        asked_at=utcnow(), surface="dm", text="company car please", decision="answer",
+        confidence=0.9, latency_ms=5.0, offering_id="company-car",
+        nearest_offering_id="company-car"))
+    store.close()
+
+    code, out = run("stats")  # neither --knowledge nor CONCIERGE_KNOWLEDGE
+    assert code == 0
+    assert "Company car [company-car] (owner: Fleet" in out
+    assert "no longer in the catalogue" not in out
+    assert f"offerings named from {production.resolve()}" in capsys.readouterr().err
+
+    code, out = run("stats", "--knowledge", str(repo_root() / "knowledge"))
+    assert code == 0 and "company-car (no longer in the catalogue)" in out
+    err = capsys.readouterr().err
+    assert "is not the catalogue `concierge serve` last loaded" in err
+    assert str(production.resolve()) in err
