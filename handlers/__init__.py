@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from slack_bolt import App
 
-from bot.admin.desk import AdminCommand, AdminDesk, AdminPolicy, help_view, refusal_view
+from bot.admin.desk import (
+    AdminCommand,
+    AdminDesk,
+    AdminPolicy,
+    help_view,
+    parse_admin_command,
+    refusal_view,
+)
 from bot.catalogue.models import Catalog
 from bot.live import LiveCatalogue
 from bot.logs import content
@@ -71,7 +78,8 @@ class Concierge:
         decision = matcher.decide(need)
         latency_ms = (time.perf_counter() - started) * 1000
         question_id = (self.recorder.question(decision, surface=surface, user=user, team=team,
-                                              latency_ms=latency_ms)
+                                              latency_ms=latency_ms,
+                                              by_admin=self.admins.is_admin(user))
                        if self.recorder is not None else None)
         # What was asked and by whom only with CONCIERGE_LOG_CONTENT=on (bot.logs).
         log.info("question %s surface=%s decision=%s answer=%s confidence=%.3f ms=%.1f",
@@ -135,6 +143,15 @@ class Concierge:
         if self.recorder is not None and offering_id in self.catalog:
             self.recorder.request_click(question_id, offering_id, user)
 
+    def direct_message(self, need: str, *, user: str | None,
+                       team: str | None = None) -> list[Message]:
+        """A DM: an admin's subcommand (or slip) runs as with `/concierge`, in the DM, which
+        only they see; anything else, from anyone, is a need."""
+        command = parse_admin_command(need)
+        if command is not None and command.name != "help" and self.admins.is_admin(user):
+            return self.admin(command, user=user)
+        return [self.reply(need, surface="dm", user=user, team=team)]
+
     def admin(self, command: AdminCommand, *, user: str | None) -> list[Message]:
         """An admin subcommand's output, or a polite refusal for everyone else."""
         is_admin = self.admins.is_admin(user)
@@ -147,11 +164,13 @@ class Concierge:
             admin_log.warning("refused /concierge %s: not an admin", command.name,
                               extra=content(user=user))
             return report_messages(refusal_view(command.name))
-        admin_log.info("/concierge %s %s by an admin", command.name, command.days,
+        admin_log.info("/concierge %s %s by an admin%s", command.name, command.days,
+                       " (not a command: told what is wrong)" if command.problem else "",
                        extra=content(user=user))
         if self.desk is None:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
-        cli = command.name if command.name in ("stats", "gaps", "owners", "suggest") else None
+        cli = (command.name if command.name in ("stats", "gaps", "owners", "suggest")
+               and command.problem is None else None)
         return report_messages(self.desk.run(command),
                                command=f"{cli} --days {command.days}" if cli else None)
 

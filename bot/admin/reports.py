@@ -25,7 +25,7 @@ from bot.admin.gaps import Need, group_needs
 from bot.catalogue.models import Catalog, Offering
 from bot.store.database import Store
 from bot.store.tables import Feedback, Question, RequestClick, utcnow
-from bot.wording import printable
+from bot.wording import plural, printable
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3650
@@ -75,6 +75,8 @@ class Activity:
     """The offering id of each Request click."""
     requested: tuple[tuple[int, str], ...] = ()
     """(question id, offering id) of each Request click tied to a recorded question."""
+    admin_questions: int = 0
+    """Questions admins asked in the period: left out of everything above."""
 
     @property
     def until(self) -> datetime:
@@ -92,27 +94,31 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
     until = now or utcnow()
     since = until - timedelta(days=days)
     with store.engine.connect() as conn:
-        questions = tuple(AskedQuestion(
-            id=int(r.id), asked_at=utc(r.asked_at), surface=r.surface, user_hash=r.user_hash,
-            text=r.text, decision=r.decision, offering_id=r.offering_id,
-            nearest_offering_id=r.nearest_offering_id,
-            chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
-            latency_ms=float(r.latency_ms),
-        ) for r in conn.execute(select(Question).where(Question.asked_at >= since,
-                                                       Question.asked_at <= until)
-                                .order_by(Question.id)))
-        ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful))
-                        for r in conn.execute(select(Feedback).where(
-                            Feedback.given_at >= since, Feedback.given_at <= until)
-                            .order_by(Feedback.id)))
+        rows = conn.execute(select(Question).where(Question.asked_at >= since,
+                                                   Question.asked_at <= until)
+                            .order_by(Question.id)).all()
+        feedback_rows = conn.execute(select(Feedback).where(
+            Feedback.given_at >= since, Feedback.given_at <= until).order_by(Feedback.id)).all()
         click_rows = conn.execute(
             select(RequestClick.offering_id, RequestClick.question_id).where(
                 RequestClick.clicked_at >= since, RequestClick.clicked_at <= until)
             .order_by(RequestClick.id)).all()
-    clicks = tuple(str(r.offering_id) for r in click_rows)
+    # Admins trying Concierge out (or slipping on a subcommand) are not the employees the
+    # reports are about: their questions, and what they clicked on them, are counted apart.
+    by_admin = {int(r.id) for r in rows if r.by_admin}
+    questions = tuple(AskedQuestion(
+        id=int(r.id), asked_at=utc(r.asked_at), surface=r.surface, user_hash=r.user_hash,
+        text=r.text, decision=r.decision, offering_id=r.offering_id,
+        nearest_offering_id=r.nearest_offering_id,
+        chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
+        latency_ms=float(r.latency_ms),
+    ) for r in rows if not r.by_admin)
+    ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful))
+                    for r in feedback_rows if r.question_id not in by_admin)
+    clicks = tuple(str(r.offering_id) for r in click_rows if r.question_id not in by_admin)
     requested = tuple((int(r.question_id), str(r.offering_id)) for r in click_rows
-                      if r.question_id is not None)
-    return Activity(days, since, questions, ratings, clicks, requested)
+                      if r.question_id is not None and r.question_id not in by_admin)
+    return Activity(days, since, questions, ratings, clicks, requested, len(by_admin))
 
 
 # --- presentation shared by the CLI and Slack ---------------------------------------------
@@ -212,6 +218,8 @@ class StatsReport:
     top_offerings: tuple[OfferingCount, ...]
     latency_median_ms: float | None
     latency_p95_ms: float | None
+    admin_questions: int = 0
+    """Asked by admins: left out of every number above."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -223,7 +231,8 @@ class StatsReport:
 
     def view(self) -> ReportView:
         n = self.questions
-        people = f" from {self.askers} people" if self.askers is not None else ""
+        people = f" from {plural(self.askers, 'person', 'people')}" if (
+            self.askers is not None) else ""
         rated = self.helpful + self.not_helpful
         overview = [
             f"Questions: {n}{people}",
@@ -240,6 +249,9 @@ class StatsReport:
                            if self.latency_median_ms is not None
                            and self.latency_p95_ms is not None else "-"),
         ]
+        if self.admin_questions:
+            overview.append(f"Left out: {plural(self.admin_questions, 'question')} asked by "
+                            "admins")
         top = [f"{t.count:>5}  {t.offering.label()}" for t in self.top_offerings]
         return ReportView(f"Concierge stats, {period_label(self.days, self.since)}", (
             Section("Overview", tuple(overview)),
@@ -269,6 +281,7 @@ def stats_report(activity: Activity, catalog: Catalog) -> StatsReport:
                             for i, c in served.most_common(TOP_OFFERINGS)),
         latency_median_ms=statistics.median(latencies) if latencies else None,
         latency_p95_ms=percentile(latencies, 0.95),
+        admin_questions=activity.admin_questions,
     )
 
 

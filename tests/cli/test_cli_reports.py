@@ -131,9 +131,17 @@ def test_what_people_typed_reaches_the_terminal_escaped(
     assert not any(line.startswith("forged line") for line in out.splitlines())
 
 
+@pytest.fixture
+def production(tmp_path: Path, write_catalogue: Callable[..., Path],
+               new_offering: Callable[..., dict[str, Any]]) -> Path:
+    """The catalogue served in production: not the sample one."""
+    return write_catalogue([new_offering("company-car", name="Company car",
+                                         owner={"team": "Fleet"})],
+                           directory=tmp_path / "production").parent
+
+
 def test_reports_name_offerings_from_the_catalogue_serve_loaded(
-        db_url: str, monkeypatch: pytest.MonkeyPatch, no_database_env: None, tmp_path: Path,
-        write_catalogue: Callable[..., Path], new_offering: Callable[..., dict[str, Any]],
+        db_url: str, monkeypatch: pytest.MonkeyPatch, no_database_env: None, production: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     from bot.catalogue.loader import load_catalog
     from bot.live import LiveCatalogue
@@ -142,9 +150,6 @@ def test_reports_name_offerings_from_the_catalogue_serve_loaded(
     from bot.store.recorder import BestEffort
 
     monkeypatch.setenv("DATABASE_URL", db_url)
-    production = write_catalogue([new_offering("company-car", name="Company car",
-                                               owner={"team": "Fleet"})],
-                                 directory=tmp_path / "production").parent
     store = Store(db_url)
     # What `concierge serve` does at start: load the catalogue it serves, and say which.
     LiveCatalogue(production, "lexical", build_matcher(load_catalog(production), "lexical"),

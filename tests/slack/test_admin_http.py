@@ -149,6 +149,44 @@ def test_a_failing_group_lookup_grants_nothing(start_app: StartApp) -> None:
     assert "Questions:" in all_text(stats)
 
 
+def test_a_subcommand_with_wrong_arguments_says_what_is_wrong(start_app: StartApp) -> None:
+    app = start_app()
+    [slip] = run(app, "stats abc", ADMIN)
+    body = all_text(slip)
+    assert "Not a Concierge command" in body
+    assert "`stats` takes a number of days from 1 to 3650" in body
+    assert "I don't know an offering" not in body
+    [refused] = run(app, "stats abc", ALICE)
+    assert "only Concierge admins can use it" in all_text(refused)
+    # Neither is a question: nothing for `gaps` to list.
+    assert app.rows("SELECT COUNT(*) FROM questions WHERE text LIKE 'stats%'") == [(0,)]
+
+
+def test_an_admins_direct_message_of_a_subcommand_runs_it(start_app: StartApp) -> None:
+    app = start_app()
+    assert app.slack.dm("stats", user=ADMIN, channel="D0ADMIN").status == 200
+    [report] = app.fake.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0ADMIN")
+    assert "Concierge stats" in all_text(report.params["blocks"])
+    # Anyone else's DM "stats" stays a question (they may be looking for a dashboard).
+    assert app.slack.dm("stats", user=ALICE, channel="D0ALICE2").status == 200
+    [answer] = app.fake.wait_for("chat.postMessage",
+                                 lambda c: c.params["channel"] == "D0ALICE2")
+    assert "Concierge stats" not in all_text(answer.params["blocks"])
+
+
+def test_admins_own_questions_are_left_out_of_the_reports(start_app: StartApp) -> None:
+    app = start_app()
+    assert app.slack.dm(NONE_QUESTION, user=ADMIN, channel="D0ADMIN").status == 200
+    app.fake.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0ADMIN")
+    dm(app, ANSWER_LAPTOP, "D0EMPLOYEE")
+    [stats] = run(app, "stats", ADMIN)
+    body = all_text(stats)
+    assert "Questions: 1 from 1 person" in body
+    assert "Left out: 1 question asked by admins" in body
+    [gaps] = run(app, "gaps", ADMIN)
+    assert "sourdough" not in all_text(gaps)
+
+
 # --- reports with numbers from what was asked ----------------------------------------------
 
 
@@ -161,7 +199,7 @@ def test_stats_and_gaps_count_what_was_asked(start_app: StartApp) -> None:
     [stats] = run(app, "stats 7", ADMIN)
     body = all_text(stats)
     assert "last 7 days" in body
-    assert "Questions: 4 from 1 people" in body
+    assert "Questions: 4 from 1 person" in body
     assert "Answered: 1 (25%)" in body and "Declined: 2 (50%)" in body
     assert "Clarified: 1 (25%); a choice was picked in 0" in body
     assert "Standard laptop [standard-laptop]" in body
