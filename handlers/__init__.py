@@ -21,12 +21,14 @@ from bot.admin.desk import (
     parse_admin_command,
     refusal_view,
 )
+from bot.admin.reports import ReportView, Section
 from bot.catalogue.models import Catalog
 from bot.live import LiveCatalogue
 from bot.logs import content
 from bot.matching.matcher import Matcher
 from bot.slack.admin_replies import report_messages
 from bot.slack.buttons import ButtonKeys, ButtonRefused
+from bot.slack.charts import Upload
 from bot.slack.replies import (
     Message,
     ServiceDesk,
@@ -152,8 +154,10 @@ class Concierge:
             return self.admin(command, user=user)
         return [self.reply(need, surface="dm", user=user, team=team)]
 
-    def admin(self, command: AdminCommand, *, user: str | None) -> list[Message]:
-        """An admin subcommand's output, or a polite refusal for everyone else."""
+    def admin(self, command: AdminCommand, *, user: str | None,
+              upload: Upload | None = None) -> list[Message]:
+        """An admin subcommand's output, or a polite refusal for everyone else. `stats`
+        also posts its chart through `upload`, and says where it went."""
         is_admin = self.admins.is_admin(user)
         if command.name == "help":
             general = help_message()
@@ -171,8 +175,13 @@ class Concierge:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
         cli = (command.name if command.name in ("stats", "gaps", "owners", "suggest")
                and command.problem is None else None)
-        return report_messages(self.desk.run(command),
-                               command=f"{cli} --days {command.days}" if cli else None)
+        view = self.desk.run(command)
+        if command.name == "stats" and command.problem is None and upload is not None:
+            chart = self.desk.stats_chart(command.days)
+            if chart is not None:
+                view = ReportView(view.title, (*view.sections,
+                                               Section("Chart", (upload(chart),))))
+        return report_messages(view, command=f"{cli} --days {command.days}" if cli else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admin.chart import Chart, daily_series, stats_chart
 from bot.admin.reports import (
     DEFAULT_DAYS,
     MAX_DAYS,
@@ -176,6 +177,17 @@ class AdminDesk:
         if command.name == "check":
             return check_view(self.live)
         return self.report(command.name, command.days)
+
+    def stats_chart(self, days: int) -> Chart | None:
+        """The stats of the last `days` as a picture (or why not); None without a database."""
+        if self.store is None:
+            return None
+        try:
+            activity = load_activity(self.store, days)
+        except SQLAlchemyError as exc:
+            log.warning("stats chart: database unavailable: %s", exc)
+            return None
+        return stats_chart(daily_series(activity))
 
     def report(self, name: str, days: int) -> ReportView:
         if self.store is None:

@@ -61,6 +61,7 @@ class Rating:
     question_id: int | None
     offering_id: str
     helpful: bool
+    given_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
         chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
         latency_ms=float(r.latency_ms),
     ) for r in rows if not r.by_admin)
-    ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful))
+    ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful), utc(r.given_at))
                     for r in feedback_rows if r.question_id not in by_admin)
     clicks = tuple(str(r.offering_id) for r in click_rows if r.question_id not in by_admin)
     requested = tuple((int(r.question_id), str(r.offering_id)) for r in click_rows

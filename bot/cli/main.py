@@ -14,28 +14,18 @@ from typing import TextIO
 from bot import __version__
 from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
+from bot.cli.digest import add_digest_parser
+from bot.cli.options import add_knowledge, add_matcher
 from bot.cli.render import decision_json, decision_text
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
 from bot.errors import ConciergeError, KnowledgeError
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
-from bot.settings import MATCHER_MODES, knowledge_dir, matcher_mode
+from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
-
-
-def _add_knowledge(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--knowledge", metavar="DIR",
-                   help="knowledge directory (default: $CONCIERGE_KNOWLEDGE, else the sample "
-                        "catalogue shipped in the repo)")
-
-
-def _add_matcher(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--matcher", choices=MATCHER_MODES,
-                   help="matching mode (default: $CONCIERGE_MATCHER, else auto: semantic "
-                        "when the embedding model is installed, lexical otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,14 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("query", nargs="*", metavar="QUERY", help="a need in plain words")
     ask.add_argument("--json", action="store_true",
                      help="print one JSON object per question, in input order")
-    _add_knowledge(ask)
-    _add_matcher(ask)
+    add_knowledge(ask)
+    add_matcher(ask)
     ask.set_defaults(handler=cmd_ask)
 
     check = sub.add_parser("check", help="validate the knowledge directory",
                            description="Report every problem as path:line: field: message. "
                                        "Exit 1 on any error; warnings do not fail.")
-    _add_knowledge(check)
+    add_knowledge(check)
     check.set_defaults(handler=cmd_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on golden questions",
@@ -69,13 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "fails, or when a known miss passes.")
     ev.add_argument("--cases", required=True, metavar="FILE", help="golden questions YAML")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    _add_knowledge(ev)
-    _add_matcher(ev)
+    add_knowledge(ev)
+    add_matcher(ev)
     ev.set_defaults(handler=cmd_eval)
 
     add_serve_parser(sub)
     add_report_parsers(sub)
     add_suggest_parser(sub)
+    add_digest_parser(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
 from bot.settings import knowledge_dir, matcher_mode, whole_number
 from bot.slack.buttons import ButtonKeys
+from bot.slack.digests import TICK_SECONDS, DigestSender
 from bot.slack.gate import gate
 from bot.slack.operations import OperationsConfig
 from bot.slack.replies import SERVICE_DESK_TEXT, ServiceDesk
@@ -154,10 +156,7 @@ class SlackConfig:
             raise ConfigError("must be an app-level token starting with xapp- (Basic "
                               "Information → App-Level Tokens), or unset for HTTP mode",
                               setting="SLACK_APP_TOKEN")
-        bot_token = _required(get, "SLACK_BOT_TOKEN", "the bot token from OAuth & Permissions")
-        if not bot_token.startswith("xoxb-"):
-            raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
-                              "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+        bot_token = checked_bot_token(get("SLACK_BOT_TOKEN"))
         signing_secret = get("SLACK_SIGNING_SECRET")
         if app_token is None and not signing_secret:
             _required(get, "SLACK_SIGNING_SECRET", "Basic Information → Signing Secret; "
@@ -245,7 +244,13 @@ def _api_url(raw: str) -> str:
 
 
 def make_client(config: SlackConfig) -> WebClient:
-    """A Web API client that waits out rate limits and retries connection and 5xx errors.
+    """A Web API client that waits out rate limits and retries connection and 5xx errors."""
+    return web_client(config.bot_token, config.api_url)
+
+
+def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
+    """A Web API client for `token` that waits out rate limits and retries connection and
+    5xx errors (also for `concierge digest --send`, which needs no signing secret).
 
     The rate-limit and server-error handlers are added to slack_sdk's defaults (which
     retry connection errors), not put in their place.
@@ -253,7 +258,18 @@ def make_client(config: SlackConfig) -> WebClient:
     handlers = [*default_retry_handlers(),
                 RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
                 ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)]
-    return WebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=handlers)
+    return WebClient(token=token, base_url=_api_url(api_url), retry_handlers=handlers)
+
+
+def checked_bot_token(raw: str) -> str:
+    """`SLACK_BOT_TOKEN` checked: a `ConfigError` naming it when missing or not a bot token."""
+    if not raw:
+        raise ConfigError("is not set (the bot token from OAuth & Permissions)",
+                          setting="SLACK_BOT_TOKEN")
+    if not raw.startswith("xoxb-"):
+        raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
+                          "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+    return raw
 
 
 def check_token(config: SlackConfig) -> dict[str, Any]:
@@ -366,6 +382,8 @@ class Runtime:
     recorder: Recorder
     live: LiveCatalogue
     deliveries: Deliveries
+    digests: DigestSender | None = None
+    """Sends the owners' digests when due; None when CONCIERGE_DIGEST is off."""
 
     def start_poller(self, interval: float) -> Poller:
         """Check for reloads (and purge old records once a day) every `interval` seconds."""
@@ -381,6 +399,14 @@ class Runtime:
         return Poller(self.deliveries.settings.beat_every,
                       [lambda: self.deliveries.tick(replay)],
                       name="concierge-takeover").start()
+
+    def start_digests(self) -> Poller | None:
+        """Look for a due digest period every minute, on a thread of its own: sending waits
+        on Slack's rate limits, which must hold up neither reloads nor heartbeats. Every
+        worker looks; the claim in the database lets one send (`bot.store.digests`)."""
+        if self.digests is None:
+            return None
+        return Poller(TICK_SECONDS, [self.digests.tick], name="concierge-digest").start()
 
 
 def button_keys(config: SlackConfig) -> ButtonKeys:
@@ -408,7 +434,12 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
         lookup=answer_lookup(client),
         executor=ThreadPoolExecutor(max_workers=TAKEOVER_THREADS,
                                     thread_name_prefix="takeover-lookup"))
-    return Runtime(concierge, guard, recorder, live, deliveries)
+    digests = None
+    if ops.digest.schedule is not None:
+        digests = DigestSender(store, client, lambda: live.matcher, ops.digest,
+                               worker_id=deliveries.worker_id,
+                               stale_after=timedelta(seconds=config.takeover_after))
+    return Runtime(concierge, guard, recorder, live, deliveries, digests)
 
 
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
@@ -511,8 +542,10 @@ def _app_with_poller(config: SlackConfig) -> tuple[App, list[Poller]]:
     client = make_client(config)
     runtime = build_runtime(config, client)
     app = create_app(config, client=client, runtime=runtime)
-    return app, [runtime.start_poller(config.operations.reload_interval),
-                 runtime.start_takeover(app)]
+    pollers = [runtime.start_poller(config.operations.reload_interval),
+               runtime.start_takeover(app)]
+    digests = runtime.start_digests()
+    return app, [*pollers, *([digests] if digests is not None else [])]
 
 
 def _run_gunicorn(config: SlackConfig) -> int:

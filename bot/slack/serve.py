@@ -37,6 +37,8 @@ environment:
   CONCIERGE_TAKEOVER_AFTER
                          seconds a worker may be silent before another answers the
                          events it acknowledged but did not answer (default 20)
+  CONCIERGE_DIGEST       the owners' digest: weekly [DAY] [HH:MM] [ZONE] (default:
+                         Mondays 09:00 UTC), daily [HH:MM] [ZONE], or off
   LOG_LEVEL              DEBUG, INFO (default), WARNING, ERROR, CRITICAL
   CONCIERGE_LOG_CONTENT  on: logs also hold question texts and Slack user ids
                          (default off; see "What is recorded" in docs/admins.md)
