@@ -1,7 +1,7 @@
 """One rating per answer, admins' own questions marked, and the catalogue that was served.
 
 Revision ID: 0003
-Revises: 0005
+Revises: 0004
 Create Date: 2026-11-30
 
 - `feedback`: at most one row per question. Only the asker may rate an answer, and a
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
