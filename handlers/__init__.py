@@ -26,6 +26,7 @@ from bot.catalogue.models import Catalog
 from bot.live import LiveCatalogue
 from bot.logs import content
 from bot.matching.matcher import Matcher
+from bot.matching.text import asks_for_help
 from bot.slack.admin_replies import report_messages
 from bot.slack.buttons import ButtonKeys, ButtonRefused
 from bot.slack.charts import Upload
@@ -42,8 +43,6 @@ from bot.store.recorder import Recorder
 
 log = logging.getLogger("concierge.questions")
 admin_log = logging.getLogger("concierge.admin")
-
-HELP_WORDS = frozenset({"help", "?", "hi", "hello", "hallo"})
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class Concierge:
 
         The question is recorded (best-effort) and its record id goes into the buttons.
         """
-        if not need.strip() or need.strip().lower() in HELP_WORDS:
+        if not need.strip() or asks_for_help(need):
             return help_message()
         matcher = self.matcher  # one catalogue for the whole answer, even during a reload
         started = time.perf_counter()

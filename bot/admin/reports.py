@@ -12,6 +12,7 @@ the same code on SQLite and PostgreSQL (the median and percentiles in particular
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -180,8 +181,18 @@ class OfferingRef:
     def label(self) -> str:
         if self.owner is None:
             return f"{self.id} (no longer in the catalogue)"
-        contact = f", {self.contact}" if self.contact else ""
+        contact = f", {self.contact}" if self.contact and readable_contact(self.contact) else ""
         return f"{self.name} [{self.id}] (owner: {self.owner}{contact})"
+
+
+_SLACK_ID = re.compile(r"[UWSCG][A-Z0-9]{6,}")
+
+
+def readable_contact(contact: str) -> bool:
+    """Whether a contact means something printed as text: a `#channel` or an email does;
+    a Slack id (`U012AB3CD`, `S0…`) only as a mention in Slack, so the text views leave it
+    out (`--json` keeps it)."""
+    return not _SLACK_ID.fullmatch(contact)
 
 
 # --- stats --------------------------------------------------------------------------------
@@ -322,7 +333,8 @@ class GapsReport:
             examples = " | ".join(f"“{e}”" for e in g.examples)
             near = f"; nearest: {g.nearest.label()}" if g.nearest else "; nothing near"
             lines.append(f"{g.count:>4} × {examples} ({why}{near})")
-        heading = (f"{self.unmet} unmet needs in {len(self.gaps)} groups, most frequent first"
+        heading = (f"{plural(self.unmet, 'unmet need')} in {plural(len(self.gaps), 'group')}, "
+                   "most frequent first"
                    if self.gaps else "Unmet needs")
         return ReportView(f"Concierge gaps, {period_label(self.days, self.since)}", (
             Section(heading, tuple(lines) or ("No unmet needs in this period.",)),
@@ -368,6 +380,10 @@ class OfferingActivity:
     not_helpful: int
     request_clicks: int
 
+    @property
+    def active(self) -> bool:
+        return bool(self.questions or self.helpful or self.not_helpful or self.request_clicks)
+
 
 @dataclass(frozen=True, slots=True)
 class TeamActivity:
@@ -392,20 +408,30 @@ class OwnersReport:
                 "most_unhelpful": [asdict(o) for o in self.most_unhelpful]}
 
     def view(self) -> ReportView:
+        # One line per offering something happened to, and the quiet ones of a team named on
+        # one line: a line of four zeros per offering made the report as long as the
+        # catalogue and hid what happened.
         sections = []
+        unasked = {o.id for o in self.unasked}
         for t in self.teams:
-            contacts = f" ({', '.join(t.contacts)})" if t.contacts else ""
-            lines = tuple(
-                f"{o.name} [{o.id}]{'' if o.lifecycle == 'live' else f' ({o.lifecycle})'}: "
-                f"{o.questions} questions, {o.helpful} helpful, {o.not_helpful} not helpful, "
-                f"{o.request_clicks} request clicks" for o in t.offerings)
-            sections.append(Section(f"{t.team}{contacts}: {len(t.offerings)} offerings", lines))
-        sections.append(Section(
-            f"No question in the period ({len(self.unasked)})",
-            tuple(f"{o.name} [{o.id}]" for o in self.unasked) or ("Every offering was asked "
-                                                                  "for.",)))
+            shown = [c for c in t.contacts if readable_contact(c)]
+            contacts = f" ({', '.join(shown)})" if shown else ""
+            active = [o for o in t.offerings if o.active]
+            lines = [f"{o.name} [{o.id}]{'' if o.lifecycle == 'live' else f' ({o.lifecycle})'}: "
+                     f"{plural(o.questions, 'question')}, {o.helpful} helpful, "
+                     f"{o.not_helpful} not helpful, {plural(o.request_clicks, 'request click')}"
+                     for o in active]
+            quiet = [o for o in t.offerings if o.id in unasked]
+            if quiet:
+                lines.append(f"Not asked for: {', '.join(f'{o.name} [{o.id}]' for o in quiet)}")
+            sections.append(Section(
+                f"{t.team}{contacts}: {plural(len(t.offerings), 'offering')}, "
+                f"{len(active)} with activity", tuple(lines)))
+        if not self.unasked:
+            sections.append(Section("Every live offering was asked for", ()))
         sections.append(Section("Rated not helpful most often", tuple(
-            f"{o.not_helpful:>4}  {o.name} [{o.id}] (of {o.not_helpful + o.helpful} ratings)"
+            f"{o.not_helpful:>4}  {o.name} [{o.id}] "
+            f"(of {plural(o.not_helpful + o.helpful, 'rating')})"
             for o in self.most_unhelpful) or ("No offering was rated not helpful.",)))
         return ReportView(f"Concierge owners, {period_label(self.days, self.since)}",
                           tuple(sections))

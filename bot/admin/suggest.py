@@ -48,6 +48,7 @@ from bot.catalogue.needs_edit import EditPlan, Snippet, check_plan, plan_edits, 
 from bot.matching.matcher import Matcher
 from bot.matching.text import content_words, fold, words
 from bot.matching.whatif import rebuilt, with_needs
+from bot.wording import plural
 
 REPHRASE_WINDOW = timedelta(minutes=10)
 HALF_LIFE = timedelta(days=14)
@@ -315,11 +316,14 @@ class SuggestReport:
         catalog = self.catalog or Catalog(())
         sections = [section for o in self.offerings for section in offering_sections(o,
                                                                                      catalog)]
-        summary = [f"{self.clues} questions were evidence for an offering; {self.covered} of "
-                   "them are answered outright with it today and are left out."]
+        were = "was" if self.clues == 1 else "were"
+        summary = [f"{plural(self.clues, 'question')} {were} evidence for an offering; "
+                   f"{self.covered} of them are answered outright with it today and are left "
+                   "out."]
         if self.more:
-            summary.append(f"{self.more} more offerings have evidence; narrow with --owner "
-                           "TEAM to see them.")
+            have = "has" if self.more == 1 else "have"
+            summary.append(f"{plural(self.more, 'more offering')} {have} evidence; narrow "
+                           "with --owner TEAM to see them.")
         if any(o.snippet for o in self.offerings):
             summary.append("To apply them all: `concierge suggest --patch > needs.diff`, "
                            "review, `git apply needs.diff`, then `concierge check`. Nothing "

@@ -16,12 +16,13 @@ from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
 from bot.cli.digest import add_digest_parser
 from bot.cli.options import add_knowledge, add_matcher
-from bot.cli.render import decision_json, decision_text
+from bot.cli.render import decision_json, decision_text, help_json, help_text
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
 from bot.errors import ConciergeError, KnowledgeError
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
+from bot.matching.text import asks_for_help
 from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
 
@@ -84,11 +85,14 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
     matcher = build_matcher(catalog, matcher_mode(args.matcher))
     questions: Iterable[str] = args.query or (line.rstrip("\r\n") for line in sys.stdin)
     for n, question in enumerate(questions):
-        decision = matcher.decide(question)
-        if args.json:
-            out.write(json.dumps(decision_json(decision), ensure_ascii=False) + "\n")
+        if asks_for_help(question):  # as a DM "help" gets the help text in Slack
+            shown = (json.dumps(help_json(question), ensure_ascii=False) if args.json
+                     else help_text(question))
+        elif args.json:
+            shown = json.dumps(decision_json(matcher.decide(question)), ensure_ascii=False)
         else:
-            out.write(("\n" if n else "") + decision_text(decision, catalog) + "\n")
+            shown = decision_text(matcher.decide(question), catalog)
+        out.write(("\n" if n and not args.json else "") + shown + "\n")
         out.flush() if not args.query and not args.json else None
     return 0
 

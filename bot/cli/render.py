@@ -6,7 +6,13 @@ from typing import Any
 
 from bot.catalogue.models import Catalog, Decision, DecisionKind, Offering
 
-SERVICE_DESK_TEXT = "Ask the IT service desk, and we'll note that the catalogue is missing this."
+# Unlike in Slack, nothing asked on the command line is recorded: no promise to note the gap.
+SERVICE_DESK_TEXT = "Ask the IT service desk."
+HELP_TEXT = """Tell me what you need in plain words, as arguments or one question per line:
+  concierge ask "my laptop is five years old"
+  concierge ask "mein Konto ist gesperrt"
+`concierge --help` lists every command; `concierge ask --help` its options."""
+HELP_WHY = "A greeting or a call for help, not a need: ask for what you need in plain words."
 
 
 def offering_lines(offering: Offering, catalog: Catalog) -> list[str]:
@@ -62,3 +68,14 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         ],
         "why": decision.why,
     }
+
+
+def help_text(question: str) -> str:
+    """The answer to `help` (or "hi"): how to ask, as `concierge ask` prints it."""
+    return f"? {question}\n{HELP_TEXT}"
+
+
+def help_json(question: str) -> dict[str, Any]:
+    """`help` in the `--json` contract: decision `help`, nothing matched."""
+    return {"query": question, "decision": "help", "answer": None, "confidence": 0.0,
+            "candidates": [], "why": HELP_WHY}

@@ -17,7 +17,7 @@ from bot.catalogue.models import Candidate, Catalog, Decision, DecisionKind, Evi
 from bot.matching.german import to_english
 from bot.matching.lexical import FloatArray, IntArray, LeftOutNeed, LexicalIndex, LexicalScores
 from bot.matching.semantic import Exclusion, SemanticIndex, SemanticScores, Vectors
-from bot.matching.text import content_words, fold
+from bot.matching.text import content_words, fold, once_each
 from bot.matching.thresholds import (
     LEXICAL,
     MAX_CANDIDATES,
@@ -167,6 +167,10 @@ class Matcher:
 
     def decide(self, query: str) -> Decision:
         text = " ".join(query.split())
+        if len(text) > MAX_QUERY_CHARS:
+            # A long question is often one phrase pasted many times: read it once, and cut
+            # only what is still too long (and say so).
+            text = once_each(text[:MAX_QUERY_CHARS * 40])
         truncated = len(text) > MAX_QUERY_CHARS
         if truncated:
             text = text[:MAX_QUERY_CHARS]
@@ -254,7 +258,8 @@ class Matcher:
             best = (f" The closest was {candidates[0].offering.name} "
                     f"({candidates[0].evidence.describe()}), too far to be sure."
                     if candidates else "")
-            return Decision(query, DecisionKind.NONE, confidence, candidates,
+            return Decision(query, DecisionKind.NONE, min(confidence, BELOW_ANSWER),
+                            candidates,
                             "Nothing in the catalogue fits this need." + best + corrections)
         top = ranked[0]
         if strength >= t.sure or (strength >= t.answer and margin >= t.margin):
@@ -262,8 +267,10 @@ class Matcher:
             why = f"Matched {top.candidate.evidence.describe()} of {offering.name}."
             if top.retired is not None:
                 why += f" {top.retired.name} is retired; {offering.name} replaces it."
-            return Decision(query, DecisionKind.ANSWER, confidence, candidates,
-                            why + corrections, offering=offering, retired=top.retired)
+            return Decision(query, DecisionKind.ANSWER, max(confidence, ANSWER_CONFIDENCE),
+                            candidates, why + corrections, offering=offering,
+                            retired=top.retired)
+        confidence = min(confidence, BELOW_ANSWER)
         if len(candidates) < 2:
             return Decision(query, DecisionKind.NONE, confidence, candidates,
                             f"Only {candidates[0].offering.name} comes close "
@@ -345,6 +352,13 @@ def _corrections_note(scored: Scored) -> str:
     if fixes:
         notes.append("Read " + ", ".join(f'"{w}" as "{r}"' for w, r in fixes[:3]) + ".")
     return f" ({' '.join(notes)})" if notes else ""
+
+
+# An answer's confidence is at least this, a clarify's or a decline's below it: a "Did you
+# mean" reported at 0.998 (a strong best match whose runner-up came just too close) read
+# as a near-certain answer to anyone scripting against `ask --json`.
+ANSWER_CONFIDENCE = 0.5
+BELOW_ANSWER = 0.499
 
 
 def _confidence(strength: float, margin: float, t: Thresholds) -> float:

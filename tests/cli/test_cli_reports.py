@@ -65,7 +65,7 @@ def test_stats_json(seeded: Path) -> None:
 def test_gaps_and_owners_text(seeded: Path) -> None:
     code, out = run("gaps", "--knowledge", str(seeded))
     assert code == 0
-    assert "2 unmet needs in 1 groups" in out
+    assert "2 unmet needs in 1 group," in out
     assert "2 × “company car” | “I need a company car” (declined 2; nothing near)" in out
     code, out = run("owners", "--json", "--knowledge", str(seeded))
     data = json.loads(out)

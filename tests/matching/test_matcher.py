@@ -338,3 +338,24 @@ def test_empty_catalogue_declines() -> None:
     decision = Matcher(Catalog(())).decide("I forgot my password")
     assert decision.kind is DecisionKind.NONE
     assert decision.why
+
+
+def test_confidence_says_which_decision_it_is() -> None:
+    # A clarify once came with confidence 0.998: to a script reading `ask --json` that is a
+    # near-certain answer. Answers are at 0.5 or more, "Did you mean" and declines below.
+    from bot.catalogue.loader import load_catalog
+    from bot.matching.evaluate import load_cases
+    from bot.settings import repo_root
+
+    catalog = load_catalog(repo_root() / "knowledge")
+    matcher = Matcher(catalog)
+    cases = load_cases(repo_root() / "tests" / "golden" / "sample-questions.yaml", catalog)
+    seen = set()
+    for case in cases:
+        decision = matcher.decide(case.question)
+        seen.add(decision.kind)
+        if decision.kind is DecisionKind.ANSWER:
+            assert decision.confidence >= 0.5, case.question
+        else:
+            assert decision.confidence < 0.5, (case.question, decision.kind)
+    assert seen == set(DecisionKind)
