@@ -241,9 +241,17 @@ def test_very_long_input_is_cut_and_says_so(matcher: Matcher) -> None:
 
 
 def test_very_long_nonsense_is_declined_and_says_it_was_cut(matcher: Matcher) -> None:
-    decision = matcher.decide("blah " * 8_000)
+    decision = matcher.decide(" ".join(f"blah{n}" for n in range(8_000)))
     assert decision.kind is DecisionKind.NONE
     assert f"first {MAX_QUERY_CHARS} characters" in decision.why
+
+
+def test_one_phrase_repeated_is_read_once_not_cut(matcher: Matcher) -> None:
+    once = matcher.decide("I need a phone")
+    pasted = matcher.decide("I need a phone " * 500)
+    assert (pasted.kind, pasted.offering, pasted.candidates) == (
+        once.kind, once.offering, once.candidates)
+    assert "characters" not in pasted.why
 
 
 def test_same_question_same_decision(matcher: Matcher) -> None:
