@@ -100,13 +100,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         _print_problems(report.problems, sys.stderr)
         return 2
     _print_problems(report.problems, out)
-    errors, warnings = len(report.errors), len(report.warnings)
-    if report.catalog is not None:
-        print(f"ok: {len(report.catalog)} offerings in {report.files} files"
-              f"{f', {warnings} warnings' if warnings else ''}", file=out)
-        return 0
-    print(f"{errors} errors, {warnings} warnings in {report.files} files", file=out)
-    return 1
+    print(report.verdict(), file=out)
+    return 0 if report.catalog is not None else 1
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
