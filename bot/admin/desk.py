@@ -38,6 +38,7 @@ from bot.admin.reports import (
 from bot.admin.suggest import suggest
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
+from bot.matching.quality import quality_report
 from bot.store.database import Store
 from bot.wording import plural, printable
 
@@ -57,7 +58,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                           "rated helpful), with what each would change and YAML to paste"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
                    "good catalogue)"),
-    "check": ("", "validate the live knowledge directory (`concierge check`)"),
+    "check": ("", "validate the live knowledge directory and report how well the catalogue "
+                  "being served can be matched (`concierge check --quality`)"),
     "help": ("", "this list"),
 }
 WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest"})
@@ -280,10 +282,20 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
 
 
 def check_view(live: LiveCatalogue) -> ReportView:
+    """The files as `concierge check` reads them, then the quality report of the catalogue
+    being served (`concierge check --quality`)."""
     report = check_knowledge(live.knowledge)
     lines = tuple(p.render() for p in report.problems)
     verdict = report.verdict()
     if report.catalog is None:
         verdict += f"; still serving {plural(len(live.catalog), 'offering')}"
+    quality = quality_report(live.matcher)
+    found = quality.findings
     return ReportView(f"concierge check: {live.knowledge}", (
-        Section(verdict, lines or ("No problems found.",)),))
+        Section(verdict, lines or ("No problems found.",)),
+        Section(f"Quality of the catalogue being served "
+                f"({plural(len(live.catalog), 'offering')}): {quality.summary()}",
+                (f"Decision rule: {quality.rule.describe()}",
+                 *(f.render() for f in found),
+                 *(() if found else ("Nothing to improve was found.",)))),
+    ))

@@ -16,14 +16,17 @@ from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
 from bot.cli.digest import add_digest_parser
 from bot.cli.options import add_knowledge, add_matcher
-from bot.cli.render import decision_json, decision_text
+from bot.cli.render import decision_json, decision_text, problem_json
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
 from bot.errors import ConciergeError, KnowledgeError
+from bot.matching.calibration import too_small
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
+from bot.matching.quality import quality_report
 from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
+from bot.wording import plural
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -48,8 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the knowledge directory",
                            description="Report every problem as path:line: field: message. "
-                                       "Exit 1 on any error; warnings do not fail.")
+                                       "Exit 1 on any error; warnings do not fail (with "
+                                       "--strict they do).")
+    check.add_argument("--quality", action="store_true",
+                       help="also report how well the catalogue can be matched: how often "
+                            "each offering's own needs find it, confused offerings, needs "
+                            "copied between offerings, offerings with few needs, needs that "
+                            "fit their offering below the decline line")
+    check.add_argument("--json", action="store_true",
+                       help="print one JSON object (problems, and the quality report with "
+                            "--quality)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 on warnings and quality findings too (for CI)")
     add_knowledge(check)
+    add_matcher(check, "for the quality report")
     check.set_defaults(handler=cmd_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on golden questions",
@@ -86,7 +101,8 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
     for n, question in enumerate(questions):
         decision = matcher.decide(question)
         if args.json:
-            out.write(json.dumps(decision_json(decision), ensure_ascii=False) + "\n")
+            line = {**decision_json(decision), "rule": matcher.rule.as_json()}
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
             out.write(("\n" if n else "") + decision_text(decision, catalog) + "\n")
         out.flush() if not args.query and not args.json else None
@@ -99,9 +115,33 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                                  for p in report.problems):
         _print_problems(report.problems, sys.stderr)
         return 2
+    quality = (quality_report(build_matcher(report.catalog, matcher_mode(args.matcher)))
+               if args.quality and report.catalog is not None else None)
+    small = too_small(report.catalog) if report.catalog is not None else None
+    errors, warnings = len(report.errors), len(report.warnings)
+    findings = len(quality.findings) if quality is not None else 0
+    failed = errors > 0 or (args.strict and warnings + findings > 0)
+    if args.json:
+        out.write(json.dumps({
+            "ok": not failed, "files": report.files,
+            "offerings": len(report.catalog) if report.catalog is not None else None,
+            "problems": [problem_json(p) for p in report.problems],
+            "calibration": "default (catalogue too small)" if small else "calibrated",
+            "quality": quality.as_json() if quality is not None else None,
+        }, ensure_ascii=False) + "\n")
+        return 1 if failed else 0
     _print_problems(report.problems, out)
-    print(report.verdict(), file=out)
-    return 0 if report.catalog is not None else 1
+    if report.catalog is None:
+        print(report.verdict(), file=out)
+        return 1
+    if quality is not None:
+        for line in quality.lines():
+            print(line, file=out)
+    print(report.verdict() + (f", {plural(findings, 'quality finding')}"
+                              if quality is not None else ""), file=out)
+    if quality is None and small is not None:
+        print(f"note: decision rule: default. {small}", file=out)
+    return 1 if failed else 0
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
@@ -111,10 +151,12 @@ def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     report = evaluate(matcher, cases)
     m = report.metrics()
     if args.json:
-        out.write(json.dumps({"matcher": matcher.mode, **m}) + "\n")
+        out.write(json.dumps({"matcher": matcher.mode, "rule": matcher.rule.as_json(), **m})
+                  + "\n")
     else:
         print(f"matcher: {matcher.mode}; {int(m['questions'])} questions "
               f"({int(m['in_scope'])} in scope, {int(m['out_of_scope'])} out of scope)", file=out)
+        print(f"decision rule: {matcher.rule.describe()}", file=out)
         rows = [("direct hit", m["direct"]), ("resolved (right answer or right choice)",
                                                 m["resolved"]),
                 ("confidently wrong", m["confidently_wrong"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.catalogue.models import Catalog, Decision, DecisionKind, Offering
+from bot.catalogue.models import Catalog, Decision, DecisionKind, Offering, Problem
 
 SERVICE_DESK_TEXT = "Ask the IT service desk, and we'll note that the catalogue is missing this."
 
@@ -62,3 +62,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         ],
         "why": decision.why,
     }
+
+
+def problem_json(problem: Problem) -> dict[str, Any]:
+    return {"path": problem.path, "line": problem.line, "field": problem.field,
+            "message": problem.message, "severity": problem.severity.value}

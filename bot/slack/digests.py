@@ -263,7 +263,7 @@ class DigestSender:
         week = load_activity(self.store, schedule.days, now=slot)
         learnt = suggest(load_activity(self.store, SUGGEST_DAYS, now=slot), matcher)
         return build_digests(week, matcher.catalog, suggestions=learnt,
-                             findings=self.findings(matcher.catalog),
+                             findings=self.findings(matcher),
                              group_channels=self.settings.group_channels)
 
     def _recipients(self, destinations: Sequence[Destination], team: str,
