@@ -364,7 +364,7 @@ def test_stats_posts_its_chart_to_the_admins_dm_through_the_upload_flow(
     dm(app, ANSWER_LAPTOP, "D0Q1")
     dm(app, NONE_QUESTION, "D0Q2")
     [stats] = run(app, "stats 7", ADMIN)
-    assert "Questions: 2 from 1 people" in all_text(stats)
+    assert "Questions: 2 from 1 person" in all_text(stats)
     assert "*Chart*\nSent to your direct messages with Concierge." in all_text(stats)
     # Slack saw the three steps of the external upload flow, in order, for the DM it opened.
     [opened] = app.fake.calls_to("conversations.open")
