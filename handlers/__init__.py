@@ -27,6 +27,7 @@ from bot.slack.replies import (
     none_message,
     parse_button_value,
 )
+from bot.slack.request_desk import RequestDesk
 from bot.store.recorder import Recorder
 
 log = logging.getLogger("concierge.questions")
@@ -45,6 +46,8 @@ class Concierge:
     recorder: Recorder | None = None
     admins: AdminPolicy = field(default_factory=AdminPolicy)
     desk: AdminDesk | None = None
+    requests: RequestDesk | None = None
+    """Requests made in Slack (forms, owners' buttons); None: Request buttons are links only."""
 
     @property
     def matcher(self) -> Matcher:
@@ -125,16 +128,18 @@ class Concierge:
         admin_log.info("/concierge %s %s by %s", command.name, command.days, user)
         if self.desk is None:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
-        cli = command.name if command.name in ("stats", "gaps", "owners") else None
+        cli = command.name if command.name in ("stats", "gaps", "owners", "requests") else None
         return report_messages(self.desk.run(command),
                                command=f"{cli} --days {command.days}" if cli else None)
 
 
 def register(app: App, concierge: Concierge) -> None:
     """Register every listener Concierge has."""
-    from handlers import actions, commands, home, messages
+    from handlers import actions, commands, home, messages, requests
 
     messages.register(app, concierge)
     commands.register(app, concierge)
     actions.register(app, concierge)
     home.register(app, concierge)
+    if concierge.requests is not None:
+        requests.register(app, concierge.requests)

@@ -29,6 +29,7 @@ from bot.admin.reports import (
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.catalogue.loader import check_knowledge
@@ -47,12 +48,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                        "nearest offering and its owner"),
     "owners": ("[days]", "offerings per owner team; offerings nobody asked for; offerings "
                          "rated not helpful most often"),
+    "requests": ("[days]", "requests made in Slack: who asked for what, the owner's status "
+                           "and where each delivery stands (delivered, retrying, failed)"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
                    "good catalogue)"),
     "check": ("", "validate the live knowledge directory (`concierge check`)"),
     "help": ("", "this list"),
 }
-WITH_DAYS = frozenset({"stats", "gaps", "owners"})
+WITH_DAYS = frozenset({"stats", "gaps", "owners", "requests"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,8 @@ class AdminDesk:
             return stats_report(activity, catalog).view()
         if name == "gaps":
             return gaps_report(activity, catalog).view()
+        if name == "requests":
+            return requests_report(activity, catalog).view()
         return owners_report(activity, catalog).view()
 
 
@@ -217,7 +222,7 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
 
 
 def check_view(live: LiveCatalogue) -> ReportView:
-    report = check_knowledge(live.knowledge)
+    report = check_knowledge(live.knowledge, webhooks=live.webhooks)
     lines = tuple(p.render() for p in report.problems)
     errors, warnings = len(report.errors), len(report.warnings)
     if report.catalog is not None:

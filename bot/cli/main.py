@@ -19,6 +19,7 @@ from bot.cli.reports import add_report_parsers
 from bot.errors import ConciergeError, KnowledgeError
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
+from bot.outbox.webhooks import known_for_check
 from bot.settings import MATCHER_MODES, knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
 
@@ -57,8 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the knowledge directory",
                            description="Report every problem as path:line: field: message. "
-                                       "Exit 1 on any error; warnings do not fail.")
+                                       "Exit 1 on any error; warnings do not fail. The "
+                                       "webhook names request forms deliver to are checked "
+                                       "against those configured here "
+                                       "(CONCIERGE_WEBHOOK_<NAME>_URL), listed in "
+                                       "CONCIERGE_WEBHOOKS or given with --webhooks; with "
+                                       "none known, each is a warning.")
     _add_knowledge(check)
+    check.add_argument("--webhooks", metavar="NAMES",
+                       help="webhook names configured where Concierge runs, comma-separated "
+                            "(for a CI job without the URLs and secrets), e.g. "
+                            "servicedesk,facilities")
     check.set_defaults(handler=cmd_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on golden questions",
@@ -101,7 +111,8 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    report = check_knowledge(knowledge_dir(args.knowledge))
+    report = check_knowledge(knowledge_dir(args.knowledge),
+                             webhooks=known_for_check(listed=args.webhooks))
     if report.files == 0 and any(p.field == "knowledge" and p.line == 0
                                  for p in report.problems):
         _print_problems(report.problems, sys.stderr)
