@@ -32,6 +32,7 @@ from bot.admin.reports import (
     requests_report,
     stats_report,
 )
+from bot.admin.suggest import suggest
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
 from bot.store.database import Store
@@ -50,12 +51,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                          "rated not helpful most often"),
     "requests": ("[days]", "requests made in Slack: who asked for what, the owner's status "
                            "and where each delivery stands (delivered, retrying, failed)"),
+    "suggest": ("[days]", "needs to add, learnt from real questions (choices picked, answers "
+                          "rated helpful), with what each would change and YAML to paste"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
                    "good catalogue)"),
     "check": ("", "validate the live knowledge directory (`concierge check`)"),
     "help": ("", "this list"),
 }
-WITH_DAYS = frozenset({"stats", "gaps", "owners", "requests"})
+WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest", "requests"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,8 @@ class AdminDesk:
             return gaps_report(activity, catalog).view()
         if name == "requests":
             return requests_report(activity, catalog).view()
+        if name == "suggest":
+            return suggest(activity, self.live.matcher).view()
         return owners_report(activity, catalog).view()
 
 

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -35,10 +34,8 @@ BODY = b'{"type":"concierge.request"}'
 
 
 @pytest.fixture
-def receiver() -> Iterator[FakeWebhook]:
-    fake = FakeWebhook().start()
-    yield fake
-    fake.stop()
+def receiver(webhook: FakeWebhook) -> FakeWebhook:
+    return webhook
 
 
 def hook(url: str) -> Webhook:

@@ -107,13 +107,6 @@ def knowledge(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def webhook() -> Iterator[FakeWebhook]:
-    fake = FakeWebhook().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def app(fake_slack: FakeSlackAPI, knowledge: Path, webhook: FakeWebhook,
         tmp_path: Path) -> Iterator[App]:
     config = SlackConfig.from_env(env_for(fake_slack, knowledge, tmp_path / "data", webhook))

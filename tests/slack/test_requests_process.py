@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,12 @@ from slackfakes import WAIT_SECONDS, FakeSlackAPI, all_text, buttons
 from sqlalchemy import create_engine, select
 from test_requests_http import CATALOGUE, GOOD, filled
 from test_serve_process import Host, serve_hosts
+from test_takeover_http import eventually
 from webhookfake import WEBHOOK_SECRET, FakeWebhook
 
 from bot.store.tables import OutboxItem
 
 __all__ = ["db_url", "postgres_url", "sqlite_url"]
-
-
-@pytest.fixture
-def webhook() -> Iterator[FakeWebhook]:
-    fake = FakeWebhook().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -45,17 +38,6 @@ def two_hosts(db_url: str, fake_slack: FakeSlackAPI, webhook: FakeWebhook,
                      CONCIERGE_WEBHOOK_SERVICEDESK_URL=webhook.url,
                      CONCIERGE_WEBHOOK_SERVICEDESK_SECRET=WEBHOOK_SECRET) as hosts:
         yield hosts[0], hosts[1]
-
-
-def eventually(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {WAIT_SECONDS}s")
-        time.sleep(0.05)
 
 
 def form_through(host: Host, fake: FakeSlackAPI) -> dict[str, Any]:
