@@ -71,6 +71,8 @@ class FakeWebhook:
         self._script: list[tuple[int, dict[str, str]]] = []
         self._holds: list[HeldPost] = []
         self.default_status = 200
+        self.delay = 0.0
+        """Seconds every answer takes (a slow receiver)."""
         self.choose: Callable[[Received], tuple[int, dict[str, str]]] | None = None
         """Decides the status (and headers) of a POST not covered by the script (for the
         measurements)."""
@@ -135,15 +137,20 @@ class FakeWebhook:
             hold.release.wait(WAIT_SECONDS)
             request.close_connection = True
             return
+        if self.delay:
+            time.sleep(self.delay)
         # A body the sender must never show anyone (see docs/slack-setup.md).
         reply = b'{"error": "internal details: stack trace, db password"}'
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(reply)))
-        for name, value in extra.items():
-            request.send_header(name, value)
-        request.end_headers()
-        request.wfile.write(reply)
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(reply)))
+            for name, value in extra.items():
+                request.send_header(name, value)
+            request.end_headers()
+            request.wfile.write(reply)
+        except (BrokenPipeError, ConnectionResetError):
+            request.close_connection = True  # the sender died waiting (a killed worker)
 
     def _chosen(self, received: Received) -> tuple[int, dict[str, str]]:
         if self.choose is not None:

@@ -11,9 +11,11 @@ receipt). Meanwhile:
              429 with Retry-After: 1, or, the hard one, it stores the request and then
              answers 500 (a crash after the commit), so the retry brings a request it has
   ratelimit  chat.postMessage answers 429 (Retry-After: 1) for 40 calls in a row
-  kill       host a's worker gets SIGKILL while requests are being delivered (its gunicorn
-             master starts a new one); submissions meanwhile wait or fail, and the simulated
-             requester sends the same form again (the same Slack view) until it is stored
+  kill       the receiving tool answers slowly (1 s) for 3 s, and in the middle of that host
+             a's worker gets SIGKILL with deliveries in flight and more claimed (its gunicorn
+             master starts a new one): those it had sent got through but were never recorded,
+             those it had claimed wait for its lease; submissions meanwhile wait or fail, and
+             the simulated requester sends the same form again (the same Slack view)
   database   the database is unavailable for 4 s: submissions are refused (the requester
              is told, and sends the same form again later), deliveries wait
 
@@ -105,6 +107,9 @@ class Tool:
     stored: dict[str, float] = field(default_factory=dict)
     again: Counter[str] = field(default_factory=Counter)
     """Keys that came back after they were stored (the tool answers 2xx, stores nothing)."""
+    answered_ok: set[str] = field(default_factory=set)
+    again_after_ok: Counter[str] = field(default_factory=Counter)
+    """Of those, keys that had been answered 2xx: the sender died before recording it."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def choose(self, received: Received) -> tuple[int, dict[str, str]]:
@@ -112,6 +117,9 @@ class Tool:
         with self.lock:
             if key in self.stored:
                 self.again[key] += 1
+                if key in self.answered_ok:
+                    self.again_after_ok[key] += 1
+                self.answered_ok.add(key)
                 return 200, {}
             if self.rng.random() < self.fail_rate:
                 kind = self.rng.choice(("500", "503", "429", "stored-then-500"))
@@ -120,6 +128,7 @@ class Tool:
                     return 500, {}
                 return int(kind), ({"Retry-After": "1"} if kind in ("503", "429") else {})
             self.stored[key] = time.monotonic()
+            self.answered_ok.add(key)
             return 200, {}
 
 
@@ -252,8 +261,8 @@ def _run(args: argparse.Namespace, faults: list[str], folder: Path, database_url
             senders = [s for s, _ in hosts]
             master_a = hosts[0][1].pid
             t0 = time.monotonic()
-            timers = _faults(faults, args, fake=fake, database=database, master=master_a,
-                             t0=t0)
+            timers = _faults(faults, args, fake=fake, webhook=webhook, database=database,
+                             master=master_a, t0=t0)
             deadline = t0 + args.requests / args.rate + 120
             with ThreadPoolExecutor(max_workers=32) as pool:
                 for submission in submissions:
@@ -272,14 +281,21 @@ def _run(args: argparse.Namespace, faults: list[str], folder: Path, database_url
 
 
 def _faults(faults: list[str], args: argparse.Namespace, *, fake: FakeSlackAPI,
-            database: Database, master: int, t0: float) -> list[threading.Thread]:
+            webhook: FakeWebhook, database: Database, master: int,
+            t0: float) -> list[threading.Thread]:
     span = args.requests / args.rate
     plan: list[tuple[float, Any]] = []
     if "ratelimit" in faults:
         plan.append((0.2 * span, lambda: fake.rate_limit("chat.postMessage", 40)))
     if "kill" in faults:
-        plan.append((0.4 * span, lambda: [os.kill(pid, signal.SIGKILL)
-                                          for pid in worker_pids(master)]))
+        def slow_then_kill() -> None:
+            webhook.delay = 1.0
+            time.sleep(1.5)
+            for pid in worker_pids(master):
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(1.5)
+            webhook.delay = 0.0
+        plan.append((0.4 * span, slow_then_kill))
     if "database" in faults:
         def outage() -> None:
             database.stop()
@@ -369,6 +385,7 @@ def _summary(args: argparse.Namespace, faults: list[str], submissions: list[Subm
         "webhook_posts_per_request_max": max((len(p) for p in posts_by_request.values()),
                                              default=0),
         "webhook_seen_again_under_its_key": sum(tool.again.values()),
+        "webhook_seen_again_after_a_2xx": sum(tool.again_after_ok.values()),
         "webhook_unverified": sum(1 for p in webhook.posts() if not p.verified),
         "receipts": once([receipts.get(f"U{by_id[rid].n:08d}", 0) for rid in by_id]),
         "seconds_to_channel": {"p50": _pct(channel_delay, 0.5), "p95": _pct(channel_delay,
