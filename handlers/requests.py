@@ -7,10 +7,12 @@ replies: opens a modal, updates the request's messages in place, or tells the pr
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.slack.replies import ACTION_REQUEST_FORM_RE
 from bot.slack.request_desk import Pressed, RequestDesk
@@ -23,6 +25,8 @@ from bot.slack.request_replies import (
 )
 from handlers.actions import posted_message
 
+log = logging.getLogger("concierge.requests")
+
 
 def _user(body: dict[str, Any]) -> tuple[str | None, str | None]:
     user = body.get("user") or {}
@@ -33,7 +37,12 @@ def show(pressed: Pressed, client: WebClient, respond: Respond | None) -> None:
     """Update the request's messages in place and tell the presser what only they need."""
     if pressed.message is not None:
         for channel, ts in pressed.updates:
-            client.chat_update(channel=channel, ts=ts, **pressed.message.payload())
+            try:
+                client.chat_update(channel=channel, ts=ts, **pressed.message.payload())
+            except SlackApiError as exc:
+                # One copy deleted or out of reach must not keep the others stale.
+                log.warning("could not update a request's message in %s: %s", channel,
+                            exc.response.get("error"))
     if pressed.note and respond is not None:
         respond(response_type="ephemeral", replace_original=False, text=pressed.note)
 

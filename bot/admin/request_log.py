@@ -45,7 +45,8 @@ class DeliveryState:
         if self.state == "delivered" and self.delivered_at is not None:
             return f"{where} delivered {self.delivered_at:%H:%M:%S}"
         if self.state == "failed":
-            return f"{where} FAILED after {self.attempts} attempts: {self.last_error}"
+            tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+            return f"{where} FAILED after {tries}: {self.last_error}"
         if self.attempts and self.next_attempt_at is not None:
             return (f"{where} pending (attempt {self.attempts} failed: {self.last_error}; next "
                     f"{self.next_attempt_at:%H:%M:%S})")

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.logs import content
 from bot.outbox import webhooks as webhook_http
 from bot.outbox.intake import ALERT, FAILURE, NOTICE, REQUEST, WEBHOOK, RequestDetails
 from bot.outbox.outcome import Outcome, Verdict
@@ -198,14 +199,14 @@ class Courier:
 
     def _settle(self, parcel: Parcel, outcome: Outcome) -> None:
         item, me, now = parcel.item, self.worker_id, self.now()
-        where = f"request #{item.request_id}: {item.purpose} {item.kind} {item.target}"
+        where, who = _where(parcel)
         if outcome.verdict is Verdict.DELIVERED:
             if not self.book.delivered(item.id, me, message_channel=outcome.message_channel,
                                        message_ts=outcome.message_ts, at=now):
                 log.warning("%s delivered, but another worker had taken it over meanwhile",
-                            where)
+                            where, extra=who)
                 return
-            log.info("%s delivered (attempt %d)", where, item.attempts + 1)
+            log.info("%s delivered (attempt %d)", where, item.attempts + 1, extra=who)
             return
         deadline = item.created_at + self.settings.give_up
         if outcome.verdict is Verdict.RETRY and now < deadline:
@@ -215,22 +216,23 @@ class Courier:
             until = min(now + timedelta(seconds=delay), deadline)
             self.book.postpone(item.id, me, until=until, error=outcome.detail)
             log.warning("%s: %s; attempt %d failed, next at %s", where, outcome.detail,
-                        item.attempts + 1, until.strftime("%H:%M:%S"))
+                        item.attempts + 1, until.strftime("%H:%M:%S"), extra=who)
             return
         why = outcome.detail
         if outcome.verdict is Verdict.RETRY:
-            why = (f"still failing after {item.attempts + 1} attempts over "
+            tries = item.attempts + 1
+            why = (f"still failing after {tries} attempt{'s' if tries != 1 else ''} over "
                    f"{_duration(self.settings.give_up)}: {outcome.detail}")
         notices = self._reports(parcel, why) if item.purpose == REQUEST else []
         if self.book.fail(item.id, me, error=why, notices=notices, at=now):
             if item.purpose == REQUEST:
                 log.error("%s undeliverable (%s); told the requester and %d admins", where,
-                          why, len(notices) - 1)
+                          why, len(notices) - 1, extra=who)
                 if len(notices) == 1:
                     log.error("request #%d: no CONCIERGE_ADMINS to tell about it",
                               item.request_id)
             else:
-                log.error("%s undeliverable (%s)", where, why)
+                log.error("%s undeliverable (%s)", where, why, extra=who)
 
     def _reports(self, parcel: Parcel, why: str) -> list[NewItem]:
         item = parcel.item
@@ -242,6 +244,17 @@ class Courier:
     def _backoff(self, attempt: int) -> float:
         base = min(self.settings.max_retry, self.settings.first_retry * 2.0 ** (attempt - 1))
         return float(base * (0.8 + 0.4 * self.jitter()))
+
+
+def _where(parcel: Parcel) -> tuple[str, dict[str, object]]:
+    """An item as a log line names it, and the person it goes to as log content: a direct
+    message's target is a Slack user id, which logs hold only with CONCIERGE_LOG_CONTENT."""
+    item = parcel.item
+    if item.kind == NOTICE:
+        return (f"request #{item.request_id}: {item.purpose} notice",
+                content(to=item.target))
+    # Channels, the owner contact and webhook names come from the catalogue: not personal.
+    return f"request #{item.request_id}: {item.purpose} {item.kind} {item.target}", {}
 
 
 def _duration(span: timedelta) -> str:

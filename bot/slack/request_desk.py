@@ -26,6 +26,7 @@ from slack_sdk.models.views import View
 
 from bot.errors import StoreUnavailable
 from bot.live import LiveCatalogue
+from bot.logs import content
 from bot.outbox.forms import check_answers
 from bot.outbox.intake import MESSAGE, Intake, RequestDetails, Requester, Status, destinations
 from bot.slack.owners import OwnerPolicy
@@ -127,8 +128,8 @@ class RequestDesk:
             submitted = self.intake.submit(offering, checked.answers, requester,
                                            submission_key=key, question_id=meta.question_id)
         except StoreUnavailable:
-            log.warning("request for %s by %s not stored: database unavailable", offering.id,
-                        user)
+            log.warning("request for %s not stored: database unavailable", offering.id,
+                        extra=content(user=user))
             return {"response_action": "errors",
                     "errors": {field_block_id(form[0].id): DATABASE_DOWN}}
         request = submitted.request
@@ -197,7 +198,8 @@ class RequestDesk:
                           "retention period).")
         details = RequestDetails.of(found.request)
         if not self.owners.may_act(user, details, found.items, channel):
-            log.warning("refused %s on request #%d: not an owner", user, found.request.id)
+            log.warning("refused a press on request #%d: not an owner", found.request.id,
+                        extra=content(user=user))
             return None, (f"Only the owner of {details.offering_name} (members of the channel "
                           "it was sent to, the owner contact) and Concierge admins can change "
                           "this request.")
@@ -212,9 +214,9 @@ class RequestDesk:
                                 "changed. Please try again in a minute.")
         if change is None:
             return Pressed(note=f"Request #{request_id} is no longer kept.")
-        log.info("request #%d %s by %s%s", request_id, status.value, user,
+        log.info("request #%d %s%s", request_id, status.value,
                  "" if change.changed else " (no change: it was already "
-                 f"{change.request.status})")
+                 f"{change.request.status})", extra=content(by=user))
         updates = _locations(change.items, clicked)
         note = None if change.changed else (
             f"Request #{request_id} is already {change.request.status}.")

@@ -284,8 +284,13 @@ def status_mrkdwn(request: RequestRow) -> str:
     if status is not Status.OPEN and request.status_at is not None:
         line += f", {slack_date(request.status_at)}"
     if status is Status.DECLINED and request.status_reason:
-        line += f"\n>{escape(request.status_reason)}"
+        line += "\n" + quoted(request.status_reason)
     return line
+
+
+def quoted(text: str) -> str:
+    """`text` escaped, every line of it a mrkdwn quote."""
+    return "\n".join(f">{escape(line)}" for line in text.splitlines() or [""])
 
 
 def request_message(request: RequestRow) -> Message:
@@ -384,7 +389,7 @@ def notice_message(request: RequestRow, purpose: str,
         text = lines[status]
         reason = data.get("reason")
         if status is Status.DECLINED and isinstance(reason, str) and reason:
-            text += f"\n>{escape(reason)}"
+            text += "\n" + quoted(reason)
         return Message(escape(f"Request {number}: {status.value}"), tuple(_sections(text)))
     place = Destination(str(data.get("kind") or ""), str(data.get("target") or ""))
     where = destination_mrkdwn(place, details.owner_team)

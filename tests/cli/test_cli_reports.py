@@ -164,7 +164,7 @@ def test_requests_list_each_request_and_where_its_deliveries_stand(
     code, text = run("requests", "--knowledge", str(with_requests))
     assert code == 0
     assert "Undeliverable (1): the requester and the admins were told" in text
-    assert "#3 VPN: webhook servicedesk FAILED after 1 attempts: HTTP 410" in text
+    assert "#3 VPN: webhook servicedesk FAILED after 1 attempt: HTTP 410" in text
     assert "webhook servicedesk pending (attempt 1 failed: HTTP 503; next " in text
     assert "[vpn] from alice (U0ALICE): taken by U0OWNER1. DELIVERED: message C0REQUESTS " \
            "delivered" in text

@@ -246,7 +246,11 @@ def test_a_failed_notice_is_logged_not_reported_again(setup: Setup,
     request = setup.submit().request
     setup.courier.tick()
     assert ("receipt", "U0ALICE", "failed", 1) in states(setup, request.id)
-    assert "receipt notice U0ALICE undeliverable (cannot_dm_bot)" in caplog.text
+    assert "request #1: receipt notice undeliverable (cannot_dm_bot)" in caplog.text
+    # Who a notice goes to is a Slack user id: log content, shown only when switched on.
+    [record] = [r for r in caplog.records if "undeliverable" in r.getMessage()]
+    assert "U0ALICE" not in record.getMessage()
+    assert record.concierge_content == {"to": "U0ALICE"}
     setup.courier.tick()
     assert len(setup.slack.sent) == 3
 

@@ -432,3 +432,14 @@ def test_admins_list_requests_and_their_deliveries_in_slack(app: App) -> None:
     [refusal] = app.fake.wait_for("response_url", lambda c: "Admins only" in all_text(
         c.params.get("blocks") or []))
     assert "Concierge requests" not in all_text(refusal.params["blocks"])
+
+
+def test_a_message_that_cannot_be_updated_does_not_stop_the_change(app: App) -> None:
+    message = delivered_message(app)
+    app.fake.refuse[("chat.update", "C0REQUESTS")] = "message_not_found"  # deleted meanwhile
+    press(app, "request_taken", message, MEMBER)
+    app.fake.wait_for("chat.update")
+    app.deliver()
+    assert "took your request *#1*" in dms_to_alice(app)[-1]
+    found = app.runtime.concierge.requests.intake.find(1)  # type: ignore[union-attr]
+    assert found is not None and found.request.status == "taken"
