@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from slack_bolt import App
 
 from bot.admin.desk import AdminCommand, AdminDesk, AdminPolicy, help_view, refusal_view
-from bot.catalogue.models import Catalog, DecisionKind
+from bot.admin.reports import ReportView, Section
+from bot.catalogue.models import Catalog
 from bot.live import LiveCatalogue
+from bot.logs import content
 from bot.matching.matcher import Matcher
 from bot.slack.admin_replies import report_messages
+from bot.slack.charts import Upload
 from bot.slack.replies import (
     Message,
     ServiceDesk,
@@ -72,12 +75,11 @@ class Concierge:
         question_id = (self.recorder.question(decision, surface=surface, user=user, team=team,
                                               latency_ms=latency_ms)
                        if self.recorder is not None else None)
+        # What was asked and by whom only with CONCIERGE_LOG_CONTENT=on (bot.logs).
         log.info("question %s surface=%s decision=%s answer=%s confidence=%.3f ms=%.1f",
                  question_id if question_id is not None else "-", surface,
                  decision.kind.value, decision.offering.id if decision.offering else "-",
-                 decision.confidence, latency_ms)
-        if decision.kind is DecisionKind.NONE:
-            log.info("unmet need surface=%s: %s", surface, need)
+                 decision.confidence, latency_ms, extra=content(text=need, user=user))
         return decision_message(decision, matcher.catalog, self.service_desk, question_id)
 
     def choose(self, value: str) -> Message:
@@ -114,8 +116,10 @@ class Concierge:
         if self.recorder is not None and offering_id:
             self.recorder.request_click(question_id, offering_id, user)
 
-    def admin(self, command: AdminCommand, *, user: str | None) -> list[Message]:
-        """An admin subcommand's output, or a polite refusal for everyone else."""
+    def admin(self, command: AdminCommand, *, user: str | None,
+              upload: Upload | None = None) -> list[Message]:
+        """An admin subcommand's output, or a polite refusal for everyone else. `stats`
+        also posts its chart through `upload`, and says where it went."""
         is_admin = self.admins.is_admin(user)
         if command.name == "help":
             general = help_message()
@@ -123,15 +127,22 @@ class Concierge:
                 return [general]
             return [general, *report_messages(help_view(admin=True))]
         if not is_admin:
-            admin_log.warning("refused /concierge %s for %s: not an admin", command.name, user)
+            admin_log.warning("refused /concierge %s: not an admin", command.name,
+                              extra=content(user=user))
             return report_messages(refusal_view(command.name))
-        admin_log.info("/concierge %s %s by %s", command.name, command.days, user)
+        admin_log.info("/concierge %s %s by an admin", command.name, command.days,
+                       extra=content(user=user))
         if self.desk is None:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
         cli = (command.name if command.name in ("stats", "gaps", "owners", "suggest",
                                                 "requests") else None)
-        return report_messages(self.desk.run(command),
-                               command=f"{cli} --days {command.days}" if cli else None)
+        view = self.desk.run(command)
+        if command.name == "stats" and upload is not None:
+            chart = self.desk.stats_chart(command.days)
+            if chart is not None:
+                view = ReportView(view.title, (*view.sections,
+                                               Section("Chart", (upload(chart),))))
+        return report_messages(view, command=f"{cli} --days {command.days}" if cli else None)
 
 
 def register(app: App, concierge: Concierge) -> None:

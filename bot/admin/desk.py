@@ -4,7 +4,9 @@ Admins are the user ids in `CONCIERGE_ADMINS` and the members of the usergroup
 `CONCIERGE_ADMIN_GROUP`. Group members come from a lookup the Slack side
 provides (`usergroups.users.list`), cached for `GROUP_CACHE_SECONDS`, so a burst
 of commands costs one Web API call and a removed member loses access within a
-minute. A failing lookup never grants access.
+minute. A failing lookup never grants access, and its failure is cached just the
+same: a missing scope or a deleted group costs one call and one warning a minute,
+not one per command (and per question, since admins' own questions are marked).
 
 Only text that is exactly a subcommand (`stats`, `gaps 7`…) is one: anything
 else, "check my VPN" included, is a need and is answered for everyone. Every
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admin.chart import Chart, daily_series, stats_chart
 from bot.admin.reports import (
     DEFAULT_DAYS,
     MAX_DAYS,
@@ -36,6 +39,7 @@ from bot.admin.suggest import suggest
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
 from bot.store.database import Store
+from bot.wording import plural, printable
 
 log = logging.getLogger("concierge.admin")
 
@@ -94,6 +98,8 @@ class AdminPolicy:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, frozenset[str]] | None = None
+        self._failing: str | None = None
+        """The last lookup's error while lookups fail: each new error is logged once."""
 
     @property
     def configured(self) -> bool:
@@ -116,11 +122,20 @@ class AdminPolicy:
         try:
             members = frozenset(self._members(self.group))
         except Exception as exc:  # whatever the lookup raises, it must not grant access
-            log.warning("could not list the members of admin group %s (%s); only "
-                        "CONCIERGE_ADMINS are admins until it works", self.group, exc)
+            problem = printable(exc, 200)
+            with self._lock:
+                self._cached = (now, frozenset())
+                repeated, self._failing = self._failing == problem, problem
+            if not repeated:
+                log.warning("could not list the members of admin group %s (%s); only "
+                            "CONCIERGE_ADMINS are admins until it works (next try in %.0f s)",
+                            self.group, problem, self._cache_seconds)
             return frozenset()
         with self._lock:
             self._cached = (now, members)
+            recovered, self._failing = self._failing is not None, None
+        if recovered:
+            log.info("admin group %s can be listed again", self.group)
         return members
 
 
@@ -144,6 +159,17 @@ class AdminDesk:
         if command.name == "check":
             return check_view(self.live)
         return self.report(command.name, command.days)
+
+    def stats_chart(self, days: int) -> Chart | None:
+        """The stats of the last `days` as a picture (or why not); None without a database."""
+        if self.store is None:
+            return None
+        try:
+            activity = load_activity(self.store, days)
+        except SQLAlchemyError as exc:
+            log.warning("stats chart: database unavailable: %s", exc)
+            return None
+        return stats_chart(daily_series(activity))
 
     def report(self, name: str, days: int) -> ReportView:
         if self.store is None:
@@ -198,11 +224,11 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
     warnings = tuple(p.render() for p in result.problems if not p.is_error)
     if not result.ok:
         return ReportView(
-            f"Reload failed: still serving the last good catalogue ({result.offerings} "
-            "offerings)",
-            (Section(f"{len(result.errors)} errors (path:line: field: message)",
+            f"Reload failed: still serving the last good catalogue "
+            f"({plural(result.offerings, 'offering')})",
+            (Section(f"{plural(len(result.errors), 'error')} (path:line: field: message)",
                      tuple(p.render() for p in result.errors)),
-             *((Section(f"{len(warnings)} warnings", warnings),) if warnings else ())))
+             *((Section(plural(len(warnings), "warning"), warnings),) if warnings else ())))
     diff = result.diff
     assert diff is not None  # ok means there is a diff
     spread = ("every worker serves it within "
@@ -220,21 +246,17 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
         sections.append(Section("No offerings changed", ("The files on disk match what "
                                                           "was already served.",)))
     if warnings:
-        sections.append(Section(f"{len(warnings)} warnings", warnings))
+        sections.append(Section(plural(len(warnings), "warning"), warnings))
     generation = f", generation {result.generation}" if result.generation is not None else ""
-    return ReportView(f"Reloaded: {result.offerings} offerings{generation}; {spread}",
+    return ReportView(f"Reloaded: {plural(result.offerings, 'offering')}{generation}; {spread}",
                       tuple(sections))
 
 
 def check_view(live: LiveCatalogue) -> ReportView:
     report = check_knowledge(live.knowledge, webhooks=live.webhooks)
     lines = tuple(p.render() for p in report.problems)
-    errors, warnings = len(report.errors), len(report.warnings)
-    if report.catalog is not None:
-        verdict = (f"ok: {len(report.catalog)} offerings in {report.files} files"
-                   f"{f', {warnings} warnings' if warnings else ''}")
-    else:
-        verdict = (f"{errors} errors, {warnings} warnings in {report.files} files; "
-                   f"still serving {len(live.catalog)} offerings")
+    verdict = report.verdict()
+    if report.catalog is None:
+        verdict += f"; still serving {plural(len(live.catalog), 'offering')}"
     return ReportView(f"concierge check: {live.knowledge}", (
         Section(verdict, lines or ("No problems found.",)),))

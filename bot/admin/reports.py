@@ -61,6 +61,7 @@ class Rating:
     question_id: int | None
     offering_id: str
     helpful: bool
+    given_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
         ) for r in conn.execute(select(Question).where(Question.asked_at >= since,
                                                        Question.asked_at <= until)
                                 .order_by(Question.id)))
-        ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful))
+        ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful), utc(r.given_at))
                         for r in conn.execute(select(Feedback).where(
                             Feedback.given_at >= since, Feedback.given_at <= until)
                             .order_by(Feedback.id)))

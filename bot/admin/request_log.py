@@ -17,6 +17,7 @@ from typing import Any
 from bot.outbox.intake import REQUEST, RequestDetails
 from bot.store.database import Store
 from bot.store.requests import RequestBook, RequestWithItems
+from bot.wording import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,8 @@ class DeliveryState:
         if self.state == "delivered" and self.delivered_at is not None:
             return f"{where} delivered {self.delivered_at:%H:%M:%S}"
         if self.state == "failed":
-            tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
-            return f"{where} FAILED after {tries}: {self.last_error}"
+            return (f"{where} FAILED after {plural(self.attempts, 'attempt')}: "
+                    f"{self.last_error}")
         if self.attempts and self.next_attempt_at is not None:
             return (f"{where} pending (attempt {self.attempts} failed: {self.last_error}; next "
                     f"{self.next_attempt_at:%H:%M:%S})")

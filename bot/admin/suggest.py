@@ -352,6 +352,9 @@ def offering_sections(o: OfferingSuggestions, catalog: Catalog, *,
             lines.append(f"    today: {s.today.describe(catalog)} → with this need: "
                          f"{s.with_it.describe(catalog)}; {after} of {len(s.wordings)} "
                          f"wordings answered outright (today {before})")
+            if not s.with_it.answers(s.offering_id):
+                lines.append("    not enough on its own: other offerings' needs say much the "
+                             "same; make this one's needs more specific")
     for effect in o.side_effects:
         lines.append(f"    would also change: “{effect.text}” ({effect.before.describe(catalog)}"
                      f" today → {effect.after.describe(catalog)})")

@@ -14,6 +14,8 @@ from typing import TextIO
 from bot import __version__
 from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
+from bot.cli.digest import add_digest_parser
+from bot.cli.options import add_knowledge, add_matcher
 from bot.cli.render import decision_json, decision_text
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
@@ -21,22 +23,10 @@ from bot.errors import ConciergeError, KnowledgeError
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
 from bot.outbox.webhooks import known_for_check
-from bot.settings import MATCHER_MODES, knowledge_dir, matcher_mode
+from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
-
-
-def _add_knowledge(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--knowledge", metavar="DIR",
-                   help="knowledge directory (default: $CONCIERGE_KNOWLEDGE, else the sample "
-                        "catalogue shipped in the repo)")
-
-
-def _add_matcher(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--matcher", choices=MATCHER_MODES,
-                   help="matching mode (default: $CONCIERGE_MATCHER, else auto: semantic "
-                        "when the embedding model is installed, lexical otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("query", nargs="*", metavar="QUERY", help="a need in plain words")
     ask.add_argument("--json", action="store_true",
                      help="print one JSON object per question, in input order")
-    _add_knowledge(ask)
-    _add_matcher(ask)
+    add_knowledge(ask)
+    add_matcher(ask)
     ask.set_defaults(handler=cmd_ask)
 
     check = sub.add_parser("check", help="validate the knowledge directory",
@@ -65,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(CONCIERGE_WEBHOOK_<NAME>_URL), listed in "
                                        "CONCIERGE_WEBHOOKS or given with --webhooks; with "
                                        "none known, each is a warning.")
-    _add_knowledge(check)
+    add_knowledge(check)
     check.add_argument("--webhooks", metavar="NAMES",
                        help="webhook names configured where Concierge runs, comma-separated "
                             "(for a CI job without the URLs and secrets), e.g. "
@@ -79,13 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "fails, or when a known miss passes.")
     ev.add_argument("--cases", required=True, metavar="FILE", help="golden questions YAML")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    _add_knowledge(ev)
-    _add_matcher(ev)
+    add_knowledge(ev)
+    add_matcher(ev)
     ev.set_defaults(handler=cmd_eval)
 
     add_serve_parser(sub)
     add_report_parsers(sub)
     add_suggest_parser(sub)
+    add_digest_parser(sub)
     return parser
 
 
@@ -120,13 +111,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         _print_problems(report.problems, sys.stderr)
         return 2
     _print_problems(report.problems, out)
-    errors, warnings = len(report.errors), len(report.warnings)
-    if report.catalog is not None:
-        print(f"ok: {len(report.catalog)} offerings in {report.files} files"
-              f"{f', {warnings} warnings' if warnings else ''}", file=out)
-        return 0
-    print(f"{errors} errors, {warnings} warnings in {report.files} files", file=out)
-    return 1
+    print(report.verdict(), file=out)
+    return 0 if report.catalog is not None else 1
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:

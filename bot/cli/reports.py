@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admin.chart import (
+    HEIGHT_PX,
+    INSTALL_HINT,
+    WIDTH_PX,
+    Chart,
+    chart_available,
+    daily_series,
+    stats_chart,
+)
 from bot.admin.reports import (
     DEFAULT_DAYS,
     MAX_DAYS,
@@ -24,7 +35,7 @@ from bot.admin.reports import (
     stats_report,
 )
 from bot.catalogue.loader import load_catalog
-from bot.errors import StoreUnavailable
+from bot.errors import ConfigError, StoreUnavailable
 from bot.settings import knowledge_dir
 from bot.store.database import Store, database_url
 from bot.store.migrate import head_revision
@@ -78,7 +89,11 @@ def add_report_parsers(sub: Any) -> None:
         p.add_argument("--knowledge", metavar="DIR",
                        help="knowledge directory that names offerings and owners (default: "
                             "$CONCIERGE_KNOWLEDGE, else the sample catalogue)")
-        p.set_defaults(handler=cmd_report, report=name)
+        if name == "stats":
+            p.add_argument("--chart", metavar="FILE.png", type=Path,
+                           help="also draw questions per day (stacked by decision) and the "
+                                f"share rated helpful as a PNG (needs {INSTALL_HINT})")
+        p.set_defaults(handler=cmd_report, report=name, chart=None)
 
     db = sub.add_parser("db", help="manage Concierge's database (migrations)",
                         description=f"Database maintenance. Works on the {DATABASE_HELP}.")
@@ -139,6 +154,28 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
     else:
         out.write(report.view().text() + "\n")
+    if args.report != "stats":
+        return 0
+    if args.chart is None:
+        if not args.json:
+            how = "" if chart_available() else f"install the chart extra ({INSTALL_HINT}), then "
+            out.write(f"\nChart: {how}concierge stats --chart stats.png\n")
+        return 0
+    return write_chart(stats_chart(daily_series(activity)), args.chart)
+
+
+def write_chart(chart: Chart, path: Path) -> int:
+    """Write the chart to `path`, saying so on stderr (stdout carries the report)."""
+    if chart.png is None:
+        print(f"concierge: {chart.note}", file=sys.stderr)
+        return 0 if chart_available() else 2
+    try:
+        path.write_bytes(chart.png)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror or exc})",
+                          setting="--chart") from exc
+    print(f"concierge: chart written to {path} ({WIDTH_PX}×{HEIGHT_PX} PNG): {chart.alt}",
+          file=sys.stderr)
     return 0
 
 

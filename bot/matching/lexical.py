@@ -147,7 +147,7 @@ def offering_texts(offering: Offering) -> Iterable[tuple[str, str]]:
 @dataclass(frozen=True, slots=True)
 class Postings:
     """An inverted index as compressed rows: each term's ids and weights are one slice of
-    two flat arrays, so a lookup costs two views and the index pickles as a few arrays."""
+    two flat arrays, so a lookup costs two views and the index is cached as a few arrays."""
 
     rows: dict[str, tuple[int, int]]
     ids: IntArray
@@ -494,7 +494,8 @@ def _load_or_build(catalog: Catalog, use_cache: bool | None) -> _Built:
                         for o in catalog.offerings) >= CACHE_MIN_EXAMPLES
     if not use_cache:
         return _build(catalog)
-    disk = DiskCache(cache_dir(), "lexical", _cache_version(), keep=4)
+    disk = DiskCache(cache_dir(), "lexical", _cache_version(), keep=4,
+                     types=(_Built, Vocabulary, Postings))
     key = _catalog_digest(catalog)
     stored = disk.read(key)
     if isinstance(stored, _Built):

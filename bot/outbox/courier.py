@@ -44,6 +44,7 @@ from bot.store.recorder import BestEffort
 from bot.store.requests import NewItem, Parcel, RequestBook
 from bot.store.tables import utcnow
 from bot.store.takeover import DEFAULT_TAKEOVER_AFTER, new_worker_id
+from bot.wording import plural
 
 log = logging.getLogger("concierge.requests")
 
@@ -220,8 +221,7 @@ class Courier:
             return
         why = outcome.detail
         if outcome.verdict is Verdict.RETRY:
-            tries = item.attempts + 1
-            why = (f"still failing after {tries} attempt{'s' if tries != 1 else ''} over "
+            why = (f"still failing after {plural(item.attempts + 1, 'attempt')} over "
                    f"{_duration(self.settings.give_up)}: {outcome.detail}")
         notices = self._reports(parcel, why) if item.purpose == REQUEST else []
         if self.book.fail(item.id, me, error=why, notices=notices, at=now):

@@ -24,8 +24,9 @@ LONG_TEXT_LIMIT = 3000
 NUMBER_DIGITS = 15
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 # Control characters other than tab and newline have no place in an answer and can upset
-# whatever the answer is pasted into (a ticket, a terminal, a log).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+# whatever the answer is pasted into (a ticket, a terminal, a log); bidi overrides would
+# make an answer display other than it reads in the owner's channel.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 REQUIRED = "Please fill out this field."
 

@@ -54,6 +54,7 @@ from bot.outbox.intake import Intake
 from bot.outbox.webhooks import Webhooks
 from bot.settings import knowledge_dir, matcher_mode, whole_number
 from bot.slack.deliver import courier_client, slack_sender
+from bot.slack.digests import TICK_SECONDS, DigestSender
 from bot.slack.gate import gate
 from bot.slack.operations import OperationsConfig
 from bot.slack.owners import OwnerPolicy
@@ -172,10 +173,7 @@ class SlackConfig:
             raise ConfigError("must be an app-level token starting with xapp- (Basic "
                               "Information → App-Level Tokens), or unset for HTTP mode",
                               setting="SLACK_APP_TOKEN")
-        bot_token = _required(get, "SLACK_BOT_TOKEN", "the bot token from OAuth & Permissions")
-        if not bot_token.startswith("xoxb-"):
-            raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
-                              "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+        bot_token = checked_bot_token(get("SLACK_BOT_TOKEN"))
         signing_secret = get("SLACK_SIGNING_SECRET")
         if app_token is None and not signing_secret:
             _required(get, "SLACK_SIGNING_SECRET", "Basic Information → Signing Secret; "
@@ -267,7 +265,13 @@ def _api_url(raw: str) -> str:
 
 
 def make_client(config: SlackConfig) -> WebClient:
-    """A Web API client that waits out rate limits and retries connection and 5xx errors.
+    """A Web API client that waits out rate limits and retries connection and 5xx errors."""
+    return web_client(config.bot_token, config.api_url)
+
+
+def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
+    """A Web API client for `token` that waits out rate limits and retries connection and
+    5xx errors (also for `concierge digest --send`, which needs no signing secret).
 
     The rate-limit and server-error handlers are added to slack_sdk's defaults (which
     retry connection errors), not put in their place.
@@ -275,7 +279,18 @@ def make_client(config: SlackConfig) -> WebClient:
     handlers = [*default_retry_handlers(),
                 RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
                 ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)]
-    return WebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=handlers)
+    return WebClient(token=token, base_url=_api_url(api_url), retry_handlers=handlers)
+
+
+def checked_bot_token(raw: str) -> str:
+    """`SLACK_BOT_TOKEN` checked: a `ConfigError` naming it when missing or not a bot token."""
+    if not raw:
+        raise ConfigError("is not set (the bot token from OAuth & Permissions)",
+                          setting="SLACK_BOT_TOKEN")
+    if not raw.startswith("xoxb-"):
+        raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
+                          "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+    return raw
 
 
 def check_token(config: SlackConfig) -> dict[str, Any]:
@@ -409,6 +424,8 @@ class Runtime:
     live: LiveCatalogue
     deliveries: Deliveries
     courier: Courier
+    digests: DigestSender | None = None
+    """Sends the owners' digests when due; None when CONCIERGE_DIGEST is off."""
 
     def start_poller(self, interval: float) -> Poller:
         """Check for reloads (and purge old records once a day) every `interval` seconds."""
@@ -429,6 +446,14 @@ class Runtime:
         """Deliver requests made in Slack (`bot.outbox.courier`), on a thread of its own:
         webhooks can be slow, and nothing else should wait for them."""
         return self.courier.start()
+
+    def start_digests(self) -> Poller | None:
+        """Look for a due digest period every minute, on a thread of its own: sending waits
+        on Slack's rate limits, which must hold up neither reloads nor heartbeats. Every
+        worker looks; the claim in the database lets one send (`bot.store.digests`)."""
+        if self.digests is None:
+            return None
+        return Poller(TICK_SECONDS, [self.digests.tick], name="concierge-digest").start()
 
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
@@ -461,7 +486,12 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
         worker_id=worker_id, lookup=answer_lookup(client),
         executor=ThreadPoolExecutor(max_workers=TAKEOVER_THREADS,
                                     thread_name_prefix="takeover-lookup"))
-    return Runtime(concierge, guard, recorder, live, deliveries, courier)
+    digests = None
+    if ops.digest.schedule is not None:
+        digests = DigestSender(store, client, lambda: live.matcher, ops.digest,
+                               worker_id=deliveries.worker_id,
+                               stale_after=timedelta(seconds=config.takeover_after))
+    return Runtime(concierge, guard, recorder, live, deliveries, courier, digests)
 
 
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
@@ -565,8 +595,10 @@ def _app_with_poller(config: SlackConfig) -> tuple[App, list[Poller]]:
     runtime = build_runtime(config, client)
     app = create_app(config, client=client, runtime=runtime)
     runtime.start_courier()
-    return app, [runtime.start_poller(config.operations.reload_interval),
-                 runtime.start_takeover(app)]
+    pollers = [runtime.start_poller(config.operations.reload_interval),
+               runtime.start_takeover(app)]
+    digests = runtime.start_digests()
+    return app, [*pollers, *([digests] if digests is not None else [])]
 
 
 def _run_gunicorn(config: SlackConfig) -> int:

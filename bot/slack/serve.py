@@ -44,6 +44,8 @@ environment:
   CONCIERGE_DELIVERY_GIVE_UP
                          seconds a request's delivery is retried before the requester
                          and the admins are told it failed (default 14400)
+  CONCIERGE_DIGEST       the owners' digest: weekly [DAY] [HH:MM] [ZONE] (default:
+                         Mondays 09:00 UTC), daily [HH:MM] [ZONE], or off
   LOG_LEVEL              DEBUG, INFO (default), WARNING, ERROR, CRITICAL
   CONCIERGE_LOG_CONTENT  on: logs also hold question texts and Slack user ids
                          (default off; see "What is recorded" in docs/admins.md)

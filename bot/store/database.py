@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from sqlalchemy.exc import (
 
 from bot.errors import ConfigError
 from bot.store.tables import (
+    ID_LENGTH,
     CatalogueState,
     Feedback,
     OfferingRequest,
@@ -71,6 +73,7 @@ CONNECT_TIMEOUT_SECONDS = 3
 # Any fixed number works; it only has to be the same in every Concierge process.
 MIGRATION_LOCK_KEY = 0x436F6E63  # "Conc"
 GENERATION_ROW = "catalogue"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str:
@@ -164,6 +167,8 @@ class Store:
                               setting="DATABASE_URL") from exc
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self._sqlite_file is not None:
+                _owner_only(self._sqlite_file)
         if migrate:
             self.upgrade()
 
@@ -187,7 +192,7 @@ class Store:
         from bot.store.migrate import run_upgrade
 
         if self._sqlite_file is not None:
-            self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(self._sqlite_file)
         with self._migration_lock(), self.engine.begin() as conn:
             if not self.is_sqlite:
                 # Held until this transaction ends: PostgreSQL runs the whole upgrade in it.
@@ -208,7 +213,8 @@ class Store:
             yield
             return
         lock_path = self._sqlite_file.with_name(self._sqlite_file.name + ".migrate-lock")
-        with lock_path.open("a") as handle:
+        with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                       "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -350,10 +356,12 @@ class Store:
 
     def record_question(self, record: QuestionRecord) -> int:
         """Store one question; return its id (carried in the answer's buttons)."""
+        team = record.team_id if record.team_id and len(record.team_id) <= ID_LENGTH else None
         with self.engine.begin() as conn:
             result = conn.execute(insert(Question).values(
-                asked_at=record.asked_at, team_id=record.team_id, surface=record.surface,
-                user_hash=record.user_hash, text=record.text, decision=record.decision,
+                asked_at=record.asked_at, team_id=team, surface=record.surface,
+                user_hash=record.user_hash, text=storable(record.text),
+                decision=record.decision,
                 offering_id=record.offering_id,
                 nearest_offering_id=record.nearest_offering_id,
                 choices=" ".join(record.choices) or None, confidence=record.confidence,
@@ -418,6 +426,40 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def storable(text: str) -> str:
+    """`text` as every backend stores it: PostgreSQL refuses NUL characters in text, and
+    neither driver can encode a lone surrogate (which a JSON `\\ud800` escape yields)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return _SURROGATE.sub("\ufffd", text)
+
+
+# The SQLite file and the journals SQLite keeps beside it: all hold question texts.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _create_owner_only(database: Path) -> None:
+    """The database's folder (0700 when created here) and file (0600), made before SQLite
+    makes them with the process's umask (0644 as a rule: readable by every local user).
+    SQLite gives its -wal and -shm files the permissions of the database file."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    _owner_only(database)
+
+
+def _owner_only(database: Path) -> None:
+    """Take group and other permissions off the database and its journals, where they are
+    ours and have any (a file made before Concierge did this, or copied in)."""
+    for suffix in SQLITE_COMPANIONS:
+        path = database.with_name(database.name + suffix)
+        try:
+            info = path.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                path.chmod(0o600)
+        except OSError:
+            continue  # absent, or not ours to change
 
 
 def _aware(value: datetime) -> datetime:

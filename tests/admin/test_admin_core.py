@@ -3,6 +3,8 @@ gap grouping, and splitting long reports into Slack-sized messages."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bot.admin.desk import AdminCommand, AdminPolicy, parse_admin_command
@@ -71,6 +73,33 @@ def test_a_failing_lookup_makes_nobody_an_admin(caplog: pytest.LogCaptureFixture
     assert not policy.is_admin("U0GROUPIE")
     assert policy.is_admin("U0LISTED")
     assert "could not list the members of admin group S0ADMINS" in caplog.text
+
+
+def test_a_failing_lookup_is_cached_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="concierge.admin")
+    lookups: list[str] = []
+    failure: list[Exception] = [OSError("missing_scope")]
+
+    def lookup(group: str) -> list[str]:
+        lookups.append(group)
+        if failure:
+            raise failure[0]
+        return ["U0GROUPIE"]
+
+    clock = Clock()
+    policy = AdminPolicy([], "S0ADMINS", lookup, cache_seconds=60, clock=clock)
+    for _ in range(5):  # five refused commands within the minute
+        assert not policy.is_admin("U0GROUPIE")
+    assert lookups == ["S0ADMINS"]
+    clock.now = 61
+    assert not policy.is_admin("U0GROUPIE")  # tried again, failed the same way: no new line
+    assert lookups == ["S0ADMINS"] * 2
+    warnings = [r for r in caplog.records if "could not list" in r.getMessage()]
+    assert len(warnings) == 1
+    failure.clear()
+    clock.now = 122
+    assert policy.is_admin("U0GROUPIE")  # works again
+    assert "can be listed again" in caplog.text
 
 
 def test_operations_settings_are_checked() -> None:

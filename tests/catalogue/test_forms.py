@@ -204,6 +204,6 @@ def test_concierge_check_flags_unknown_webhooks_by_what_it_knows(
     monkeypatch.delenv("CONCIERGE_WEBHOOKS")
     monkeypatch.setenv("CONCIERGE_WEBHOOK_SERVICEDESK_URL", "https://desk.example.test/h")
     assert main(["check", "--knowledge", str(kdir)]) == 0
-    assert "ok: 1 offerings in 1 files" in capsys.readouterr().out
+    assert "ok: 1 offering in 1 file" in capsys.readouterr().out
     assert main(["check", "--knowledge", str(kdir), "--webhooks", "Not A Name"]) == 2
     assert "--webhooks: 'Not' is not a webhook name" in capsys.readouterr().err

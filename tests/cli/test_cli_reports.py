@@ -4,6 +4,7 @@ read from DATABASE_URL (PostgreSQL) or the default SQLite file, never changing i
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
@@ -174,3 +175,39 @@ def test_requests_list_each_request_and_where_its_deliveries_stand(
     code, out = run("stats", "--knowledge", str(with_requests))
     assert ("Requests made in Slack: 3 (1 delivered, 1 being delivered, 1 undeliverable); "
             "2 open, 1 taken, 0 done, 0 declined") in out
+
+
+def test_stats_chart_writes_a_png_and_says_so_on_stderr(
+        seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")  # CI installs the chart extra (tests/admin/test_chart)
+    target = tmp_path / "stats.png"
+    code, out = run("stats", "--json", "--chart", str(target), "--knowledge", str(seeded))
+    assert code == 0 and json.loads(out)["questions"] == 4  # stdout stays one JSON object
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"chart written to {target} (1200×675 PNG): Bar chart" in capsys.readouterr().err
+
+
+def test_stats_chart_of_an_empty_period_draws_nothing(
+        seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "stats.png"
+    code, _ = run("stats", "--days", "1", "--chart", str(target), "--knowledge", str(seeded))
+    assert code == 0 and not target.exists()
+    assert "No questions in the last 1 day: nothing to draw." in capsys.readouterr().err
+
+
+def test_stats_without_matplotlib_still_reports_and_says_how_to_get_the_chart(
+        seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr("bot.cli.reports.chart_available", lambda: False)
+    code, out = run("stats", "--knowledge", str(seeded))
+    assert code == 0 and "Questions: 4" in out
+    assert out.rstrip().endswith("Chart: install the chart extra (pip install "
+                                 "'concierge[chart]'), then concierge stats --chart stats.png")
+    code, out = run("stats", "--chart", str(tmp_path / "x.png"), "--knowledge", str(seeded))
+    assert code == 2 and "Questions: 4" in out
+    assert "No chart: matplotlib is not installed (pip install 'concierge[chart]')" in (
+        capsys.readouterr().err)

@@ -9,8 +9,19 @@ reads them back with `conversations.history` (top-level messages, newest first) 
 `conversations.replies` (a thread, oldest first): `oldest`/`latest` (exclusive unless
 `inclusive`), `limit` with cursors, metadata only with `include_all_metadata`, and
 `missing_scope` for conversations the bot's scopes do not cover (DMs only, as in
-manifest.yaml). `SlackSender` posts to the app the way Slack does: `v0:timestamp:body`
-signed with HMAC-SHA256.
+manifest.yaml). `conversations.open` opens (and names) a DM with a user. Files arrive by
+Slack's external upload flow, checked step by step as Slack checks it:
+
+    files.getUploadURLExternal(filename, length)   ──▶ {upload_url, file_id}   (files:write)
+    POST <upload_url> with the raw bytes              ──▶ 200 "OK - <length>"  (the fake
+                                                          keeps the bytes: `uploads`)
+    files.completeUploadExternal(files=[{id, title}], channel_id, initial_comment)
+                                                      ──▶ the file is shared: a message
+                                                          with it lands in the channel
+
+An upload of another length than announced, or a completion before the bytes arrived, is
+refused. `SlackSender` posts to the app the way Slack does: `v0:timestamp:body` signed with
+HMAC-SHA256.
 """
 
 from __future__ import annotations
@@ -40,8 +51,12 @@ WAIT_SECONDS = 20.0
 # What a conversation's id starts with → the scope that lets a bot read it.
 HISTORY_SCOPES = {"D": "im:history", "C": "channels:history", "G": "groups:history"}
 MANIFEST_SCOPES = frozenset({"app_mentions:read", "channels:read", "chat:write",
-                             "chat:write.public", "commands", "groups:read", "im:history",
-                             "usergroups:read"})
+                             "chat:write.public", "commands", "files:write", "groups:read",
+                             "im:history", "im:write", "usergroups:read"})
+# Methods → the scope Slack asks for (those the fake checks).
+METHOD_SCOPES = {"files.getUploadURLExternal": "files:write",
+                 "files.completeUploadExternal": "files:write",
+                 "conversations.open": "im:write"}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 999
 
@@ -57,6 +72,20 @@ class Hold:
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     carried_out: bool = False
+
+
+@dataclass
+class Upload:
+    """A file announced by files.getUploadURLExternal, its bytes once POSTed."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    """Where files.completeUploadExternal shared it."""
 
 
 @dataclass
@@ -88,6 +117,11 @@ class FakeSlackAPI:
         """Channel id → member ids, for `conversations.members` (paged by `limit`)."""
         self.refuse: dict[tuple[str, str], str] = {}
         """(method, channel) → the error Slack answers, e.g. not_in_channel."""
+        self.refused: dict[str, str] = {}
+        """Channel → the error chat.postMessage answers for it (`channel_not_found`…)."""
+        self.uploads: dict[str, Upload] = {}
+        """File id → the file uploaded through the external upload flow."""
+        self._file_ids = itertools.count(1)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -153,8 +187,11 @@ class FakeSlackAPI:
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
         path, _, query = request.path.partition("?")
-        params = _parse(raw, request.headers.get("Content-Type", ""), query)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if path.startswith("/upload/"):  # raw bytes, not a form
+            self._receive_upload(request, path.removeprefix("/upload/"), raw, headers)
+            return
+        params = _parse(raw, request.headers.get("Content-Type", ""), query)
         if path.startswith("/response/"):
             self._record(Call("response_url", params, 200, headers))
             self._reply(request, 200, b"ok", "text/plain")
@@ -186,6 +223,19 @@ class FakeSlackAPI:
         self._reply(request, 200, json.dumps(body).encode(), "application/json")
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        needed = METHOD_SCOPES.get(method)
+        if needed is not None and needed not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": needed,
+                    "provided": ",".join(sorted(self.scopes))}
+        if method == "conversations.open":
+            user = str(params.get("users") or "")
+            if not user.startswith(("U", "W")) or "," in user:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "channel": {"id": "D" + user[1:]}}
+        if method == "files.getUploadURLExternal":
+            return self._announce_upload(params)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(params)
         if method == "auth.test":
             return {"ok": True, "url": "https://test.slack.example/", "team": "Test",
                     "user": "concierge", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
@@ -194,6 +244,9 @@ class FakeSlackAPI:
         if refused is not None:
             return {"ok": False, "error": refused}
         if method == "chat.postMessage":
+            refused = self.refused.get(str(params.get("channel")))
+            if refused:
+                return {"ok": False, "error": refused}
             # Slack posts to a user id in the app's DM with them, and answers with its id.
             channel = str(params.get("channel"))
             if channel[:1] in ("U", "W"):
@@ -221,6 +274,57 @@ class FakeSlackAPI:
         if method == "conversations.members":
             return self._members(params)
         return {"ok": True}
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _announce_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._file_ids):08d}"
+        with self._lock:
+            self.uploads[file_id] = Upload(file_id, str(filename), int(length),
+                                           params.get("alt_txt"))
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+
+    def _receive_upload(self, request: BaseHTTPRequestHandler, file_id: str, raw: bytes,
+                        headers: dict[str, str]) -> None:
+        with self._lock:
+            upload = self.uploads.get(file_id)
+            fits = upload is not None and upload.data is None and len(raw) == upload.length
+            if fits and upload is not None:
+                upload.data = raw
+        self._record(Call("upload", {"file_id": file_id, "bytes": len(raw)},
+                          200 if fits else 400, headers))
+        if fits:
+            self._reply(request, 200, f"OK - {len(raw)}".encode(), "text/plain")
+        else:
+            self._reply(request, 400, b"upload does not match what was announced",
+                        "text/plain")
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = params.get("channel_id")
+        shared = []
+        with self._lock:
+            for item in files:
+                upload = self.uploads.get(str(item.get("id")))
+                if upload is None or upload.data is None:
+                    return {"ok": False, "error": "file_not_found"}
+                upload.title = item.get("title") or upload.filename
+                upload.channel = channel
+                shared.append({"id": upload.file_id, "name": upload.filename,
+                               "title": upload.title, "size": len(upload.data),
+                               "mimetype": "image/png" if upload.data.startswith(b"\x89PNG")
+                               else "application/octet-stream"})
+        if channel:
+            self.add_message(str(channel), user=BOT_USER_ID, bot_id=BOT_ID,
+                             text=params.get("initial_comment") or "", files=shared)
+        return {"ok": True, "files": shared}
 
     def _record(self, call: Call) -> None:
         with self._lock:
