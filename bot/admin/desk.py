@@ -33,6 +33,7 @@ from bot.admin.reports import (
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.admin.suggest import suggest
@@ -54,6 +55,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                        "nearest offering and its owner"),
     "owners": ("[days]", "offerings per owner team; offerings nobody asked for; offerings "
                          "rated not helpful most often"),
+    "requests": ("[days]", "requests made in Slack: who asked for what, the owner's status "
+                           "and where each delivery stands (delivered, retrying, failed)"),
     "suggest": ("[days]", "needs to add, learnt from real questions (choices picked, answers "
                           "rated helpful), with what each would change and YAML to paste"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
@@ -62,7 +65,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                   "being served can be matched (`concierge check --quality`)"),
     "help": ("", "this list"),
 }
-WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest"})
+WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest", "requests"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,8 @@ class AdminDesk:
             return stats_report(activity, catalog).view()
         if name == "gaps":
             return gaps_report(activity, catalog).view()
+        if name == "requests":
+            return requests_report(activity, catalog).view()
         if name == "suggest":
             return suggest(activity, self.live.matcher).view()
         return owners_report(activity, catalog).view()
@@ -284,7 +289,7 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
 def check_view(live: LiveCatalogue) -> ReportView:
     """The files as `concierge check` reads them, then the quality report of the catalogue
     being served (`concierge check --quality`)."""
-    report = check_knowledge(live.knowledge)
+    report = check_knowledge(live.knowledge, webhooks=live.webhooks)
     lines = tuple(p.render() for p in report.problems)
     verdict = report.verdict()
     if report.catalog is None:

@@ -24,6 +24,7 @@ from bot.matching.calibration import too_small
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
 from bot.matching.quality import quality_report
+from bot.outbox.webhooks import known_for_check
 from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
 from bot.wording import plural
@@ -52,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the knowledge directory",
                            description="Report every problem as path:line: field: message. "
                                        "Exit 1 on any error; warnings do not fail (with "
-                                       "--strict they do).")
+                                       "--strict they do). The webhook names request forms "
+                                       "deliver to are checked against those configured here "
+                                       "(CONCIERGE_WEBHOOK_<NAME>_URL), listed in "
+                                       "CONCIERGE_WEBHOOKS or given with --webhooks; with "
+                                       "none known, each is a warning.")
     check.add_argument("--quality", action="store_true",
                        help="also report how well the catalogue can be matched: how often "
                             "each offering's own needs find it, confused offerings, needs "
@@ -63,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "--quality)")
     check.add_argument("--strict", action="store_true",
                        help="exit 1 on warnings and quality findings too (for CI)")
+    check.add_argument("--webhooks", metavar="NAMES",
+                       help="webhook names configured where Concierge runs, comma-separated "
+                            "(for a CI job without the URLs and secrets), e.g. "
+                            "servicedesk,facilities")
     add_knowledge(check)
     add_matcher(check, "for the quality report")
     check.set_defaults(handler=cmd_check)
@@ -110,7 +119,8 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    report = check_knowledge(knowledge_dir(args.knowledge))
+    report = check_knowledge(knowledge_dir(args.knowledge),
+                             webhooks=known_for_check(listed=args.webhooks))
     if report.files == 0 and any(p.field == "knowledge" and p.line == 0
                                  for p in report.problems):
         _print_problems(report.problems, sys.stderr)
