@@ -72,6 +72,7 @@ NEAR_DUPLICATE = 0.75
 """Needs of one offering this similar (cosine) are left out together."""
 MAX_WRONG = 0.02
 MAX_OOS_ANSWERED = 0.03
+MAX_IN_SCOPE_DECLINED = 0.03
 DECLINE_COST = 1.5
 # How the confidently-wrong estimate weighs the three kinds of question: the catalogue's
 # own needs, the background, and the needs asked without their offering (near-domain).
@@ -225,7 +226,7 @@ def derive_rule(test: SelfTest, mode: str, catalog: Catalog) -> DecisionRule:
     background = _Sample.of(list(test.background), [-1] * len(test.background))
     near = _Sample.of([a.probe.without(a.offering) for a in test.needs],
                       [-1] * len(test.needs))
-    decline, lead = _decline_lines(own, background)
+    decline, lead = _decline_lines(own, background, base)
     today = _rates(own, background, near, base)
     # Where the catalogue's own questions cannot show the bounds are met (they are harder
     # than real questions when every need says something of its own), take no more risk
@@ -278,15 +279,22 @@ def _declined(s: _Sample, decline: float, lead: float) -> np.ndarray:
     return (s.strength < decline) & ((s.margin < lead) | (s.strength < decline - LEAD_REACH))
 
 
-def _decline_lines(own: _Sample, background: _Sample) -> tuple[float, float]:
+def _decline_lines(own: _Sample, background: _Sample, base: Thresholds) -> tuple[float, float]:
     """The decline line, then the lead that still earns choices below it: where declining
-    costs least, a need declined counting `DECLINE_COST` background questions let through."""
+    costs least, a need declined counting `DECLINE_COST` background questions let through.
+    The line rises above the built-in one only when it declines at most
+    `MAX_IN_SCOPE_DECLINED` of the catalogue's needs: "I don't know" to a real need is the
+    second worst outcome, and where the needs cannot show it is rare, the built-in line
+    (chosen on real questions) knows better."""
     def cost(decline: float, lead: float) -> float:
         return (DECLINE_COST * float(np.mean(_declined(own, decline, lead)))
                 + 1.0 - float(np.mean(_declined(background, decline, lead))))
 
     never = float(LEAD_GRID[-1]) + 1.0
-    decline = min(DECLINE_GRID, key=lambda d: cost(float(d), never))
+    decline = float(min(DECLINE_GRID, key=lambda d: cost(float(d), never)))
+    if decline > base.decline and (
+            float(np.mean(_declined(own, decline, never))) > MAX_IN_SCOPE_DECLINED):
+        decline = base.decline
     lead = min(LEAD_GRID, key=lambda m: cost(float(decline), float(m)))
     # A lead that rescues nothing is no lead: keep the built-in "never".
     if cost(float(decline), float(lead)) >= cost(float(decline), never):

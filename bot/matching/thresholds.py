@@ -99,14 +99,18 @@ class DecisionRule:
     def describe(self) -> str:
         t = self.thresholds
         pins = (f"; pinned in configuration: {', '.join(self.pinned)}" if self.pinned else "")
-        return (f"{self.source.value}: decline below {t.decline:.2f}, answer at {t.answer:.2f} "
-                f"or more with a lead of {t.margin:.2f}{pins}. {self.reason}")
+        lead = (f", choices from {t.decline - LEAD_REACH:.2f} when {t.lead:.2f} ahead"
+                if t.lead <= 1.0 else "")
+        return (f"{self.source.value}: decline below {t.decline:.2f}{lead}; answer at "
+                f"{t.answer:.2f} or more when {t.margin:.2f} ahead of the runner-up{pins}. "
+                f"{self.reason}")
 
     def as_json(self) -> dict[str, object]:
         t = self.thresholds
         out: dict[str, object] = {
             "source": self.source.value, "answer": t.answer, "margin": t.margin,
-            "decline": t.decline, "pinned": list(self.pinned), "reason": self.reason,
+            "decline": t.decline, "lead": t.lead if t.lead <= 1.0 else None,
+            "pinned": list(self.pinned), "reason": self.reason,
             "needs_asked": self.needs_asked, "background_asked": self.background_asked}
         if self.estimate is not None:
             e = self.estimate

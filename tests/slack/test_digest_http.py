@@ -137,9 +137,9 @@ def test_a_team_with_nothing_to_report_gets_nothing(world: World) -> None:
         "id: fax\nname: Fax\nsummary: A fax line.\nkind: service\n"
         "owner: {team: Quiet Team, contact: U0QUIET1}\n"
         "request: {url: \"https://it.example.test/fax\"}\n"
-        # Needs enough that the quality report has nothing to say about it either.
-        "needs: [I need to send a fax, a fax machine for contracts, "
-        "where do I fax a signed form, send documents by telefax]\n",
+        # Needs that back each other up: the quality report finds nothing to say either.
+        "needs: [I need to send a fax, send a fax to a supplier, fax a signed form,"
+        " a fax line for my team]\n",
         encoding="utf-8")
     code, out = world.cli("digest", "--send")
     assert code == 0
