@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.catalogue.loader import check_knowledge, knowledge_files
-from bot.catalogue.models import Catalog, CatalogDiff, Problem
+from bot.catalogue.models import Catalog, CatalogDiff, KnownWebhooks, Problem
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
 from bot.store.recorder import BestEffort
@@ -68,10 +68,13 @@ class LiveCatalogue:
     """The current matcher of one worker, reloadable from disk and from the store's signal."""
 
     def __init__(self, knowledge: Path, mode: str, matcher: Matcher,
-                 guard: BestEffort | None = None, *, watch: bool = True) -> None:
+                 guard: BestEffort | None = None, *, watch: bool = True,
+                 webhooks: KnownWebhooks | None = None) -> None:
         self.knowledge = knowledge
         self.mode = mode
         self.watch = watch
+        self.webhooks = webhooks
+        """The webhooks request forms may name here: a reload naming another is an error."""
         self._matcher = matcher
         self._guard = guard
         self._reload_lock = threading.Lock()
@@ -110,7 +113,7 @@ class LiveCatalogue:
         """Re-read the knowledge directory; swap the matcher only if it has no errors."""
         with self._reload_lock:
             current_print = fingerprint(self.knowledge)
-            report = check_knowledge(self.knowledge)
+            report = check_knowledge(self.knowledge, webhooks=self.webhooks)
             # Remember what was read even when it failed: a broken file is reported once,
             # not on every poll, and the next edit triggers the next attempt.
             self._fingerprint = current_print

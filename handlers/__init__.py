@@ -39,6 +39,7 @@ from bot.slack.replies import (
     none_message,
     note_blocks,
 )
+from bot.slack.request_desk import RequestDesk
 from bot.store.recorder import Recorder
 
 log = logging.getLogger("concierge.questions")
@@ -55,6 +56,8 @@ class Concierge:
     recorder: Recorder | None = None
     admins: AdminPolicy = field(default_factory=AdminPolicy)
     desk: AdminDesk | None = None
+    requests: RequestDesk | None = None
+    """Requests made in Slack (forms, owners' buttons); None: Request buttons are links only."""
     buttons: ButtonKeys = field(default_factory=ButtonKeys.ephemeral)
     """Ties each card's buttons to its question and asker (`bot.slack.buttons`)."""
 
@@ -172,7 +175,8 @@ class Concierge:
                        extra=content(user=user))
         if self.desk is None:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
-        cli = (command.name if command.name in ("stats", "gaps", "owners", "suggest")
+        cli = (command.name if command.name in ("stats", "gaps", "owners", "suggest",
+                                                "requests")
                and command.problem is None else None)
         view = self.desk.run(command)
         if command.name == "stats" and command.problem is None and upload is not None:
@@ -209,9 +213,11 @@ def _refusal(kind: str, refused: ButtonRefused) -> Click:
 
 def register(app: App, concierge: Concierge) -> None:
     """Register every listener Concierge has."""
-    from handlers import actions, commands, home, messages
+    from handlers import actions, commands, home, messages, requests
 
     messages.register(app, concierge)
     commands.register(app, concierge)
     actions.register(app, concierge)
     home.register(app, concierge)
+    if concierge.requests is not None:
+        requests.register(app, concierge.requests)

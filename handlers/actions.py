@@ -27,7 +27,7 @@ from bot.slack.replies import (
 from handlers import Click, Concierge
 
 
-def _posted_message(body: dict[str, Any]) -> tuple[str, str] | None:
+def posted_message(body: dict[str, Any]) -> tuple[str, str] | None:
     """(channel, ts) of the clicked message when chat.update can edit it (not ephemeral)."""
     container = body.get("container") or {}
     channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
@@ -41,7 +41,7 @@ def _posted_message(body: dict[str, Any]) -> tuple[str, str] | None:
 def replace_clicked_message(body: dict[str, Any], client: WebClient, respond: Respond,
                             message: Message) -> None:
     """Show `message` in place of the one whose button was clicked."""
-    posted = _posted_message(body)
+    posted = posted_message(body)
     if posted is not None:
         # chat.update keeps working after the response_url's 30 minutes have passed.
         client.chat_update(channel=posted[0], ts=posted[1], **message.payload())
@@ -85,7 +85,7 @@ def register(app: App, concierge: Concierge) -> None:
         if refused is not None:
             show(refused, body, client, respond)
             return
-        posted = _posted_message(body)
+        posted = posted_message(body)
         original = (body.get("message") or {}).get("blocks")
         if posted is not None and original:
             client.chat_update(channel=posted[0], ts=posted[1],

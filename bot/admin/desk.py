@@ -33,11 +33,13 @@ from bot.admin.reports import (
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.admin.suggest import suggest
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
+from bot.matching.quality import quality_report
 from bot.store.database import Store
 from bot.wording import plural, printable
 
@@ -53,14 +55,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                        "nearest offering and its owner"),
     "owners": ("[days]", "offerings per owner team; offerings nobody asked for; offerings "
                          "rated not helpful most often"),
+    "requests": ("[days]", "requests made in Slack: who asked for what, the owner's status "
+                           "and where each delivery stands (delivered, retrying, failed)"),
     "suggest": ("[days]", "needs to add, learnt from real questions (choices picked, answers "
                           "rated helpful), with what each would change and YAML to paste"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
                    "good catalogue)"),
-    "check": ("", "validate the live knowledge directory (`concierge check`)"),
+    "check": ("", "validate the live knowledge directory and report how well the catalogue "
+                  "being served can be matched (`concierge check --quality`)"),
     "help": ("", "this list"),
 }
-WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest"})
+WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest", "requests"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,8 @@ class AdminDesk:
             return stats_report(activity, catalog).view()
         if name == "gaps":
             return gaps_report(activity, catalog).view()
+        if name == "requests":
+            return requests_report(activity, catalog).view()
         if name == "suggest":
             return suggest(activity, self.live.matcher).view()
         return owners_report(activity, catalog).view()
@@ -280,10 +287,20 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
 
 
 def check_view(live: LiveCatalogue) -> ReportView:
-    report = check_knowledge(live.knowledge)
+    """The files as `concierge check` reads them, then the quality report of the catalogue
+    being served (`concierge check --quality`)."""
+    report = check_knowledge(live.knowledge, webhooks=live.webhooks)
     lines = tuple(p.render() for p in report.problems)
     verdict = report.verdict()
     if report.catalog is None:
         verdict += f"; still serving {plural(len(live.catalog), 'offering')}"
+    quality = quality_report(live.matcher)
+    found = quality.findings
     return ReportView(f"concierge check: {live.knowledge}", (
-        Section(verdict, lines or ("No problems found.",)),))
+        Section(verdict, lines or ("No problems found.",)),
+        Section(f"Quality of the catalogue being served "
+                f"({plural(len(live.catalog), 'offering')}): {quality.summary()}",
+                (f"Decision rule: {quality.rule.describe()}",
+                 *(f.render() for f in found),
+                 *(() if found else ("Nothing to improve was found.",)))),
+    ))

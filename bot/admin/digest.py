@@ -24,6 +24,8 @@ from typing import Any
 from bot.admin.reports import Activity, Gap, ReportView, Section, gaps_report
 from bot.admin.suggest import EVIDENCE_LABELS, OfferingSuggestions, SuggestReport
 from bot.catalogue.models import Catalog, Offering
+from bot.matching.matcher import Matcher
+from bot.matching.quality import quality_report
 
 MAX_OFFERINGS = 12
 MAX_GAPS = 5
@@ -46,20 +48,15 @@ class Finding:
     text: str
 
 
-FindingsSource = Callable[[Catalog], Sequence[Finding]]
+FindingsSource = Callable[[Matcher], Sequence[Finding]]
 
 
-def quality_findings(catalog: Catalog) -> tuple[Finding, ...]:
-    """HOOK for issue 11 (`concierge check --quality`): the quality report's findings per
-    offering, for the digest's "Quality findings" section.
-
-    The quality report is being built on another branch; until it lands this returns no
-    findings and the section is left out. Wiring it in means returning, for `catalog`, one
-    `Finding(offering_id, text)` per finding of that report (for example "need 2 is
-    answered with Laptop repair when asked as a question"); nothing else here changes.
-    """
-    del catalog
-    return ()
+def quality_findings(matcher: Matcher) -> tuple[Finding, ...]:
+    """The quality report's findings (`concierge check --quality`, `bot.matching.quality`)
+    about the matcher's catalogue, one per offering each finding names: what is wrong and
+    what to do, for the digest's "Quality findings" section."""
+    return tuple(Finding(oid, f"{f.message} {f.action}")
+                 for f in quality_report(matcher).findings for oid in f.offerings)
 
 
 # --- where it goes -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.admin.gaps import Need, group_needs
+from bot.admin.request_log import RequestCounts, RequestSummary, count_requests, load_requests
 from bot.catalogue.models import Catalog, Offering
 from bot.store.database import Store
 from bot.store.tables import Feedback, Question, RequestClick, utcnow
@@ -79,6 +80,8 @@ class Activity:
     """(question id, offering id) of each Request click tied to a recorded question."""
     admin_questions: int = 0
     """Questions admins asked in the period: left out of everything above."""
+    requests: tuple[RequestSummary, ...] = ()
+    """Requests made in Slack, oldest first."""
 
     @property
     def until(self) -> datetime:
@@ -120,7 +123,8 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
     clicks = tuple(str(r.offering_id) for r in click_rows if r.question_id not in by_admin)
     requested = tuple((int(r.question_id), str(r.offering_id)) for r in click_rows
                       if r.question_id is not None and r.question_id not in by_admin)
-    return Activity(days, since, questions, ratings, clicks, requested, len(by_admin))
+    return Activity(days, since, questions, ratings, clicks, requested,
+                    admin_questions=len(by_admin), requests=load_requests(store, since, until))
 
 
 # --- presentation shared by the CLI and Slack ---------------------------------------------
@@ -230,6 +234,7 @@ class StatsReport:
     top_offerings: tuple[OfferingCount, ...]
     latency_median_ms: float | None
     latency_p95_ms: float | None
+    requests: RequestCounts
     admin_questions: int = 0
     """Asked by admins: left out of every number above."""
 
@@ -256,6 +261,7 @@ class StatsReport:
             f"Feedback: {self.helpful} helpful ({_share(self.helpful, rated)}), "
             f"{self.not_helpful} not helpful ({_share(self.not_helpful, rated)})",
             f"Request button clicks: {self.request_clicks}",
+            self.requests.line(),
             "Latency: " + (f"median {self.latency_median_ms:.0f} ms, p95 "
                            f"{self.latency_p95_ms:.0f} ms"
                            if self.latency_median_ms is not None
@@ -293,6 +299,7 @@ def stats_report(activity: Activity, catalog: Catalog) -> StatsReport:
                             for i, c in served.most_common(TOP_OFFERINGS)),
         latency_median_ms=statistics.median(latencies) if latencies else None,
         latency_p95_ms=percentile(latencies, 0.95),
+        requests=count_requests(activity.requests),
         admin_questions=activity.admin_questions,
     )
 
@@ -461,3 +468,48 @@ def owners_report(activity: Activity, catalog: Catalog) -> OwnersReport:
     worst = sorted((a for a in everything if a.not_helpful),
                    key=lambda a: (-a.not_helpful, a.id))[:MOST_UNHELPFUL]
     return OwnersReport(activity.days, activity.since, team_lines, unasked, tuple(worst))
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestsReport:
+    days: int
+    since: datetime
+    counts: RequestCounts
+    requests: tuple[RequestSummary, ...]
+    """Newest first."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"report": "requests", "days": self.days, "since": self.since.isoformat(),
+                "counts": asdict(self.counts),
+                "requests": [r.to_json() for r in self.requests]}
+
+    def view(self) -> ReportView:
+        lines = []
+        for r in self.requests:
+            who = f"{r.requester_name} ({r.requester_id})" if r.requester_name else (
+                r.requester_id)
+            status = r.status if r.status_by is None else f"{r.status} by {r.status_by}"
+            if r.status_reason:
+                status += f": {r.status_reason}"
+            where = "; ".join(d.describe() for d in r.deliveries)
+            lines.append(f"#{r.id} {r.submitted_at:%Y-%m-%d %H:%M} {r.offering_name} "
+                         f"[{r.offering_id}] from {who}: {status}. {r.delivery.upper()}: "
+                         f"{where}")
+        undeliverable = [f"#{r.id} {r.offering_name}: " + "; ".join(
+            d.describe() for d in r.deliveries if d.state == "failed")
+            for r in self.requests if r.delivery == "failed"]
+        sections = [Section(self.counts.line(),
+                            tuple(lines) or ("No request was made in this period.",))]
+        if undeliverable:
+            sections.insert(0, Section(f"Undeliverable ({len(undeliverable)}): the requester "
+                                       "and the admins were told", tuple(undeliverable)))
+        return ReportView(f"Concierge requests, {period_label(self.days, self.since)}",
+                          tuple(sections))
+
+
+def requests_report(activity: Activity, catalog: Catalog) -> RequestsReport:
+    return RequestsReport(activity.days, activity.since, count_requests(activity.requests),
+                          tuple(reversed(activity.requests)))

@@ -81,7 +81,7 @@ def cmd_digest(args: argparse.Namespace, out: TextIO) -> int:
         digests = build_digests(
             load_activity(store, schedule.days, now=slot), catalog,
             suggestions=suggest(load_activity(store, 30, now=slot), matcher),
-            findings=quality_findings(catalog), group_channels=settings.group_channels)
+            findings=quality_findings(matcher), group_channels=settings.group_channels)
         run = DigestLog(store).run(schedule.key(slot))
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",

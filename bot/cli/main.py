@@ -16,15 +16,19 @@ from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
 from bot.cli.digest import add_digest_parser
 from bot.cli.options import add_knowledge, add_matcher
-from bot.cli.render import decision_json, decision_text, help_json, help_text
+from bot.cli.render import decision_json, decision_text, help_json, help_text, problem_json
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
 from bot.errors import ConciergeError, KnowledgeError
+from bot.matching.calibration import too_small
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
+from bot.matching.quality import quality_report
 from bot.matching.text import asks_for_help
+from bot.outbox.webhooks import known_for_check
 from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
+from bot.wording import plural
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -49,8 +53,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the knowledge directory",
                            description="Report every problem as path:line: field: message. "
-                                       "Exit 1 on any error; warnings do not fail.")
+                                       "Exit 1 on any error; warnings do not fail (with "
+                                       "--strict they do). The webhook names request forms "
+                                       "deliver to are checked against those configured here "
+                                       "(CONCIERGE_WEBHOOK_<NAME>_URL), listed in "
+                                       "CONCIERGE_WEBHOOKS or given with --webhooks; with "
+                                       "none known, each is a warning.")
+    check.add_argument("--quality", action="store_true",
+                       help="also report how well the catalogue can be matched: how often "
+                            "each offering's own needs find it, confused offerings, needs "
+                            "copied between offerings, offerings with few needs, needs that "
+                            "fit their offering below the decline line")
+    check.add_argument("--json", action="store_true",
+                       help="print one JSON object (problems, and the quality report with "
+                            "--quality)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 on warnings and quality findings too (for CI)")
+    check.add_argument("--webhooks", metavar="NAMES",
+                       help="webhook names configured where Concierge runs, comma-separated "
+                            "(for a CI job without the URLs and secrets), e.g. "
+                            "servicedesk,facilities")
     add_knowledge(check)
+    add_matcher(check, "for the quality report")
     check.set_defaults(handler=cmd_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on golden questions",
@@ -86,10 +110,11 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
     questions: Iterable[str] = args.query or (line.rstrip("\r\n") for line in sys.stdin)
     for n, question in enumerate(questions):
         if asks_for_help(question):  # as a DM "help" gets the help text in Slack
-            shown = (json.dumps(help_json(question), ensure_ascii=False) if args.json
-                     else help_text(question))
+            shown = (json.dumps({**help_json(question), "rule": matcher.rule.as_json()},
+                                ensure_ascii=False) if args.json else help_text(question))
         elif args.json:
-            shown = json.dumps(decision_json(matcher.decide(question)), ensure_ascii=False)
+            line = {**decision_json(matcher.decide(question)), "rule": matcher.rule.as_json()}
+            shown = json.dumps(line, ensure_ascii=False)
         else:
             shown = decision_text(matcher.decide(question), catalog)
         out.write(("\n" if n and not args.json else "") + shown + "\n")
@@ -98,14 +123,39 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    report = check_knowledge(knowledge_dir(args.knowledge))
+    report = check_knowledge(knowledge_dir(args.knowledge),
+                             webhooks=known_for_check(listed=args.webhooks))
     if report.files == 0 and any(p.field == "knowledge" and p.line == 0
                                  for p in report.problems):
         _print_problems(report.problems, sys.stderr)
         return 2
+    quality = (quality_report(build_matcher(report.catalog, matcher_mode(args.matcher)))
+               if args.quality and report.catalog is not None else None)
+    small = too_small(report.catalog) if report.catalog is not None else None
+    errors, warnings = len(report.errors), len(report.warnings)
+    findings = len(quality.findings) if quality is not None else 0
+    failed = errors > 0 or (args.strict and warnings + findings > 0)
+    if args.json:
+        out.write(json.dumps({
+            "ok": not failed, "files": report.files,
+            "offerings": len(report.catalog) if report.catalog is not None else None,
+            "problems": [problem_json(p) for p in report.problems],
+            "calibration": "default (catalogue too small)" if small else "calibrated",
+            "quality": quality.as_json() if quality is not None else None,
+        }, ensure_ascii=False) + "\n")
+        return 1 if failed else 0
     _print_problems(report.problems, out)
-    print(report.verdict(), file=out)
-    return 0 if report.catalog is not None else 1
+    if report.catalog is None:
+        print(report.verdict(), file=out)
+        return 1
+    if quality is not None:
+        for line in quality.lines():
+            print(line, file=out)
+    print(report.verdict() + (f", {plural(findings, 'quality finding')}"
+                              if quality is not None else ""), file=out)
+    if quality is None and small is not None:
+        print(f"note: decision rule: default. {small}", file=out)
+    return 1 if failed else 0
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
@@ -115,10 +165,12 @@ def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     report = evaluate(matcher, cases)
     m = report.metrics()
     if args.json:
-        out.write(json.dumps({"matcher": matcher.mode, **m}) + "\n")
+        out.write(json.dumps({"matcher": matcher.mode, "rule": matcher.rule.as_json(), **m})
+                  + "\n")
     else:
         print(f"matcher: {matcher.mode}; {int(m['questions'])} questions "
               f"({int(m['in_scope'])} in scope, {int(m['out_of_scope'])} out of scope)", file=out)
+        print(f"decision rule: {matcher.rule.describe()}", file=out)
         rows = [("direct hit", m["direct"]), ("resolved (right answer or right choice)",
                                                 m["resolved"]),
                 ("confidently wrong", m["confidently_wrong"]),

@@ -32,6 +32,7 @@ from bot.admin.reports import (
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.catalogue.loader import load_catalog
@@ -59,6 +60,12 @@ REPORTS: dict[str, tuple[str, str, Callable[..., Any]]] = {
                "Every owner team's offerings with their questions, feedback and Request "
                "clicks in the period; live offerings nobody asked for; the offerings rated "
                "not helpful most often.", owners_report),
+    "requests": ("requests made in Slack and where each delivery stands",
+                 "Requests made with a form in Slack in the period, newest first: the "
+                 "offering, who asked, the owner's status (open, taken, done, declined) and "
+                 "each delivery (the owner's channel, a webhook, the requester's direct "
+                 "messages) as delivered, pending with its last error and next attempt, or "
+                 "failed; undeliverable ones first.", requests_report),
 }
 
 

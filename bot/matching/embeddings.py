@@ -170,7 +170,7 @@ class CachedEmbedder:
         self._dirty = False
 
 
-_LOADED: dict[str, Embedder] = {}
+_LOADED: dict[tuple[str, bool], Embedder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -187,7 +187,7 @@ def load_embedder(*, cache: bool = True) -> Embedder:
     """The configured model, loaded once per process, wrapped in the disk cache."""
     location = model_location()
     with _LOAD_LOCK:
-        if location not in _LOADED:
+        if (location, cache) not in _LOADED:
             inner = open_model(location)
-            _LOADED[location] = CachedEmbedder(inner) if cache else inner
-        return _LOADED[location]
+            _LOADED[(location, cache)] = CachedEmbedder(inner) if cache else inner
+        return _LOADED[(location, cache)]

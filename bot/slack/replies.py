@@ -61,6 +61,9 @@ ACTION_HELPFUL = "feedback_helpful"
 ACTION_NOT_HELPFUL = "feedback_not_helpful"
 ACTION_REQUEST_PREFIX = "request_offering"
 ACTION_REQUEST_RE = re.compile(r"^request_offering(:.*)?$")
+# The Request button of an offering with a form in Slack: it opens the form.
+ACTION_REQUEST_FORM_PREFIX = "open_request_form"
+ACTION_REQUEST_FORM_RE = re.compile(r"^open_request_form(:.*)?$")
 ACTION_SERVICE_DESK = "open_service_desk"
 ACTION_OPEN_SEARCH = "open_search"
 FEEDBACK_BLOCK_ID = "feedback"
@@ -267,11 +270,20 @@ def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = N
 
     if offering.request.steps:
         blocks += _sections(_field("How to request", escape(offering.request.steps)))
+    request_buttons = []
+    if offering.request.has_form and not offering.is_retired:
+        # Requested right here: the button opens the offering's form in a modal.
+        request_buttons.append(ButtonElement(
+            text="Request", style="primary", value=buttons.value(offering.id),
+            action_id=f"{ACTION_REQUEST_FORM_PREFIX}:{offering.id}"[:255]))
     if offering.request.url:
-        blocks.append(ActionsBlock(block_id="request", elements=[ButtonElement(
-            text="Request", url=offering.request.url, style="primary",
+        request_buttons.append(ButtonElement(
+            text="Request" if not request_buttons else "Open the request portal",
+            url=offering.request.url, style=None if request_buttons else "primary",
             value=buttons.value(offering.id),
-            action_id=f"{ACTION_REQUEST_PREFIX}:{offering.id}"[:255])]))
+            action_id=f"{ACTION_REQUEST_PREFIX}:{offering.id}"[:255]))
+    if request_buttons:
+        blocks.append(ActionsBlock(block_id="request", elements=request_buttons))
     context = []
     if asked:
         context.append(f"You asked: {_echo(asked)}")
@@ -423,6 +435,8 @@ def _catalogue_line(offering: Offering) -> str:
             f"Owner: {owner_mrkdwn(offering)}")
     if not offering.request.url and offering.request.steps:
         line += f"\nHow to request: {escape(offering.request.steps)}"
+    if offering.request.has_form:
+        line += "\nRequest it right here: ask me for it and press *Request*."
     return line
 
 

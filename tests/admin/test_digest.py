@@ -67,7 +67,11 @@ def test_each_team_sees_its_own_numbers_gaps_and_suggestions(
 def test_quality_findings_fill_their_section_through_the_hook(
         seeded: tuple[Store, Seeded], matcher: Matcher) -> None:
     store, log = seeded
-    assert quality_findings(matcher.catalog) == ()  # until `check --quality` lands
+    # The hook reads the catalogue's quality report: one finding per offering it names.
+    from_report = quality_findings(matcher)
+    assert from_report and all(f.offering_id in matcher.catalog for f in from_report)
+    assert all(any(verb in f.text for verb in ("Add", "Say", "Keep")) for f in from_report), (
+        "each says what to do")
     teams = digests(store, log, matcher, findings=(
         Finding("vpn", "need 2 is answered with Team site when asked as a question"),
         Finding("team-site", "no keywords")))

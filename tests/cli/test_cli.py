@@ -17,7 +17,7 @@ from bot.catalogue.loader import check_knowledge
 from bot.cli.main import build_parser, main
 from bot.settings import knowledge_dir, repo_root
 
-JSON_KEYS = {"query", "decision", "answer", "confidence", "candidates", "why"}
+JSON_KEYS = {"query", "decision", "answer", "confidence", "candidates", "why", "rule"}
 
 
 @pytest.fixture
@@ -65,6 +65,9 @@ def assert_json_contract(obj: dict[str, object]) -> None:
     assert isinstance(obj["confidence"], (int, float))
     assert 0.0 <= obj["confidence"] <= 1.0
     assert isinstance(obj["why"], str) and obj["why"]
+    rule = obj["rule"]
+    assert isinstance(rule, dict) and rule["source"] in ("calibrated", "default")
+    assert all(isinstance(rule[k], float) for k in ("answer", "margin", "decline"))
     candidates = obj["candidates"]
     assert isinstance(candidates, list) and len(candidates) <= 5
     for c in candidates:
@@ -162,7 +165,11 @@ def test_ask_batch_from_stdin_preserves_order(catalogue: Path,
 def test_check_ok(catalogue: Path) -> None:
     code, out = run(["check", "--knowledge", str(catalogue)])
     assert code == 0
-    assert out == "ok: 5 offerings in 2 files\n"
+    verdict, rule = out.splitlines()
+    assert verdict == "ok: 5 offerings in 2 files"
+    # Four live offerings with four needs: too few to learn decision lines from, and said so.
+    assert rule.startswith("note: decision rule: default. 4 live offerings with 4 needs are "
+                           "too few")
 
 
 def test_check_errors_and_warnings(catalogue: Path, write_text) -> None:
@@ -181,8 +188,8 @@ def test_check_warnings_only_exit_zero(catalogue: Path, write_text) -> None:
     empty = write_text("empty.yaml", "")
     code, out = run(["check", "--knowledge", str(catalogue)])
     assert code == 0
-    assert out.splitlines() == [f"{empty}:1: file: warning: file is empty",
-                                "ok: 5 offerings in 3 files, 1 warning"]
+    assert out.splitlines()[:2] == [f"{empty}:1: file: warning: file is empty",
+                                    "ok: 5 offerings in 3 files, 1 warning"]
 
 
 # --- eval --------------------------------------------------------------------------------
@@ -282,14 +289,16 @@ def test_flag_beats_environment(two_catalogues: tuple[Path, Path],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     flag_dir, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    assert run(["check", "--knowledge", str(flag_dir)]) == (0, "ok: 1 offering in 1 file\n")
+    code, out = run(["check", "--knowledge", str(flag_dir)])
+    assert (code, out.splitlines()[0]) == (0, "ok: 1 offering in 1 file")
 
 
 def test_environment_beats_default(two_catalogues: tuple[Path, Path],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    assert run(["check"]) == (0, "ok: 2 offerings in 1 file\n")
+    code, out = run(["check"])
+    assert (code, out.splitlines()[0]) == (0, "ok: 2 offerings in 1 file")
     assert knowledge_dir() == env_dir
 
 

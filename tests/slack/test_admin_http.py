@@ -277,6 +277,10 @@ def test_reload_shows_what_changed_and_errors_keep_the_last_good_catalogue(
                                         "D0STILL").params["blocks"])
     [check] = run(app, "check", ADMIN)
     assert "errors" in all_text(check) and "still serving 8 offerings" in all_text(check)
+    # The admin desk's check also shows the quality report of the catalogue being served.
+    assert "Quality of the catalogue being served (8 offerings)" in all_text(check)
+    assert "Decision rule: default" in all_text(check)
+    assert "has 1 need" in all_text(check), "each finding says what to do"
 
 
 def test_a_worker_picks_up_another_workers_reload_and_file_changes(
