@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,14 +17,34 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+# The sample catalogue inside an installed package: knowledge/ at the top of the checkout,
+# mapped to this package when the wheel is built (pyproject.toml, [tool.setuptools]).
+SAMPLE_PACKAGE = "bot.catalogue.sample"
+
+
+def sample_knowledge() -> Path:
+    """The sample catalogue: the one installed with the package, else (a checkout run with
+    `python -m bot`, where no package holds it) `knowledge/` in the checkout. In an editable
+    install both are the same folder."""
+    try:
+        spec = importlib.util.find_spec(SAMPLE_PACKAGE)
+    except ModuleNotFoundError:
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        if Path(location).is_dir():
+            return Path(location)
+    return repo_root() / "knowledge"
+
+
 def knowledge_dir(flag: str | None = None) -> Path:
-    """`--knowledge DIR`, else `CONCIERGE_KNOWLEDGE`, else the sample catalogue in the checkout."""
+    """`--knowledge DIR`, else `CONCIERGE_KNOWLEDGE`, else the sample catalogue."""
     if flag:
         return Path(flag)
     env = os.environ.get("CONCIERGE_KNOWLEDGE", "").strip()
     if env:
         return Path(env)
-    return repo_root() / "knowledge"
+    return sample_knowledge()
 
 
 def matcher_mode(flag: str | None = None) -> str:

@@ -25,6 +25,7 @@ from importlib.util import find_spec
 
 from bot.admin.reports import Activity
 from bot.errors import ChartUnavailable
+from bot.wording import plural
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 675, 150
 INSTALL_HINT = "pip install 'concierge[chart]'"
@@ -71,10 +72,10 @@ class StatsSeries:
         declined = sum(d.declined for d in self.daily)
         rated = sum(d.rated for d in self.daily)
         helpful = sum(d.helpful for d in self.daily)
-        text = (f"{total} questions: {self.share(answered)} answered, "
+        text = (f"{plural(total, 'question')}: {self.share(answered)} answered, "
                 f"{self.share(clarified)} clarified, {self.share(declined)} declined")
         if rated:
-            text += f"; {helpful / rated:.0%} of {rated} ratings helpful"
+            text += f"; {helpful / rated:.0%} of {plural(rated, 'rating')} helpful"
         return text
 
     def helpful_share(self) -> list[float]:

@@ -16,6 +16,7 @@ result is a `ReportView`, which the CLI prints and Slack shows alike.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -32,6 +33,7 @@ from bot.admin.reports import (
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.admin.suggest import suggest
@@ -53,6 +55,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                        "nearest offering and its owner"),
     "owners": ("[days]", "offerings per owner team; offerings nobody asked for; offerings "
                          "rated not helpful most often"),
+    "requests": ("[days]", "requests made in Slack: who asked for what, the owner's status "
+                           "and where each delivery stands (delivered, retrying, failed)"),
     "suggest": ("[days]", "needs to add, learnt from real questions (choices picked, answers "
                           "rated helpful), with what each would change and YAML to paste"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
@@ -61,26 +65,44 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                   "being served can be matched (`concierge check --quality`)"),
     "help": ("", "this list"),
 }
-WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest"})
+WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest", "requests"})
 
 
 @dataclass(frozen=True, slots=True)
 class AdminCommand:
     name: str
     days: int = DEFAULT_DAYS
+    problem: str | None = None
+    """Set for a slip: a subcommand with arguments it does not take (`stats abc`)."""
+
+
+# Up to this many words after a subcommand's name read as (wrong) arguments; more are a
+# question that happens to start with the name ("check my VPN access").
+SLIP_WORDS = 2
+_DAYS = re.compile(r"(?:--days[ =]?)?(\d{1,7})(?:\s*d(?:ays?)?)?", re.ASCII | re.IGNORECASE)
 
 
 def parse_admin_command(text: str) -> AdminCommand | None:
-    """The subcommand `text` is, or None when it is a need (or plain help)."""
+    """The subcommand `text` is, a slip (a subcommand with arguments it does not take,
+    `problem` saying what is wrong), or None when it is a need (or plain help)."""
     words = text.split()
     if not words or words[0].lower() not in SUBCOMMANDS:
         return None
     name = words[0].lower()
-    if len(words) == 1:
+    rest = " ".join(words[1:])
+    if not rest:
         return AdminCommand(name)
-    if name in WITH_DAYS and len(words) == 2 and words[1].isdigit():
-        return AdminCommand(name, max(1, min(int(words[1]), MAX_DAYS)))
-    return None
+    if name == "help" or len(words) - 1 > SLIP_WORDS:
+        return None
+    days = _DAYS.fullmatch(rest) if name in WITH_DAYS else None
+    if days is not None:
+        return AdminCommand(name, max(1, min(int(days.group(1)), MAX_DAYS)))
+    shown = printable(rest, 40)
+    if name in WITH_DAYS:
+        return AdminCommand(name, problem=f"`{name}` takes a number of days from 1 to "
+                                          f"{MAX_DAYS}, e.g. `/concierge {name} 7`, not "
+                                          f"`{shown}`")
+    return AdminCommand(name, problem=f"`{name}` takes nothing after it, not `{shown}`")
 
 
 class AdminPolicy:
@@ -151,6 +173,8 @@ class AdminDesk:
         self.reload_interval = reload_interval
 
     def run(self, command: AdminCommand) -> ReportView:
+        if command.problem is not None:
+            return slip_view(command)
         if command.name == "help":
             return help_view(admin=True)
         if command.name == "reload":
@@ -183,6 +207,8 @@ class AdminDesk:
             return stats_report(activity, catalog).view()
         if name == "gaps":
             return gaps_report(activity, catalog).view()
+        if name == "requests":
+            return requests_report(activity, catalog).view()
         if name == "suggest":
             return suggest(activity, self.live.matcher).view()
         return owners_report(activity, catalog).view()
@@ -198,6 +224,17 @@ def help_view(*, admin: bool) -> ReportView:
     return ReportView("Concierge commands", (Section(
         "Admin subcommands (only you see the output)" if admin else "How to ask",
         tuple(lines)),))
+
+
+def slip_view(command: AdminCommand) -> ReportView:
+    """What an admin sees for `/concierge stats abc`: what is wrong, not an answer to the
+    "need" `stats abc` (which also topped the gaps report)."""
+    return ReportView("Not a Concierge command", (Section(command.problem or "", (
+        f"`/concierge {command.name}` {SUBCOMMANDS[command.name][0]}".rstrip() + ": "
+        + SUBCOMMANDS[command.name][1],
+        "If you meant it as a question, ask in a few more words, e.g. `/concierge I need to "
+        "check my VPN access`.",
+        "`/concierge help` lists every command.")),))
 
 
 def refusal_view(name: str) -> ReportView:
@@ -252,7 +289,7 @@ def reload_view(result: ReloadResult, interval: float | None = None) -> ReportVi
 def check_view(live: LiveCatalogue) -> ReportView:
     """The files as `concierge check` reads them, then the quality report of the catalogue
     being served (`concierge check --quality`)."""
-    report = check_knowledge(live.knowledge)
+    report = check_knowledge(live.knowledge, webhooks=live.webhooks)
     lines = tuple(p.render() for p in report.problems)
     verdict = report.verdict()
     if report.catalog is None:

@@ -48,6 +48,7 @@ from bot.catalogue.needs_edit import EditPlan, Snippet, check_plan, plan_edits, 
 from bot.matching.matcher import Matcher
 from bot.matching.text import content_words, fold, words
 from bot.matching.whatif import rebuilt, with_needs
+from bot.wording import plural
 
 REPHRASE_WINDOW = timedelta(minutes=10)
 HALF_LIFE = timedelta(days=14)
@@ -55,8 +56,10 @@ HALF_LIFE = timedelta(days=14)
 # catalogue stays a matter of seconds. The rest is counted, and `--owner` narrows it.
 MAX_OFFERINGS = 20
 MAX_PER_OFFERING = 5
-# Questions answered outright today that are re-asked against each what-if matcher.
-MAX_PROBES = 2000
+# Recent questions answered outright that are asked again today, to find the few where an
+# offering with added needs is in the running (each is then asked of its what-if matcher):
+# a thousand decisions is a few seconds in semantic mode.
+MAX_PROBES = 1000
 MAX_SIDE_EFFECTS = 5
 MIN_CONTENT_WORDS = 2
 MAX_PHRASE_CHARS = 160
@@ -315,11 +318,14 @@ class SuggestReport:
         catalog = self.catalog or Catalog(())
         sections = [section for o in self.offerings for section in offering_sections(o,
                                                                                      catalog)]
-        summary = [f"{self.clues} questions were evidence for an offering; {self.covered} of "
-                   "them are answered outright with it today and are left out."]
+        were = "was" if self.clues == 1 else "were"
+        summary = [f"{plural(self.clues, 'question')} {were} evidence for an offering; "
+                   f"{self.covered} of them are answered outright with it today and are left "
+                   "out."]
         if self.more:
-            summary.append(f"{self.more} more offerings have evidence; narrow with --owner "
-                           "TEAM to see them.")
+            have = "has" if self.more == 1 else "have"
+            summary.append(f"{plural(self.more, 'more offering')} {have} evidence; narrow "
+                           "with --owner TEAM to see them.")
         if any(o.snippet for o in self.offerings):
             summary.append("To apply them all: `concierge suggest --patch > needs.diff`, "
                            "review, `git apply needs.diff`, then `concierge check`. Nothing "
@@ -501,10 +507,13 @@ def _with_snippets(results: list[OfferingSuggestions],
     plan = plan_edits(catalog, {o.offering.id: o.phrases for o in results if o.phrases})
     refused = {e.offering: str(e) for e in plan.refused}
     if plan.files:
-        report = check_plan(catalog, plan)
-        if report.catalog is None:  # pragma: no cover - needs_edit verifies each edit
-            why = ("the edited files would not pass `concierge check`: "
-                   + "; ".join(p.render() for p in report.errors[:3]))
+        try:
+            report = check_plan(catalog, plan)
+            problems = [p.render() for p in report.errors[:3]] if report.catalog is None else []
+        except OSError as exc:  # the copy to check it on could not be made
+            problems = [f"could not check the edited files ({exc})"]
+        if problems:  # never hand out a patch that would not load
+            why = "the edited files would not pass `concierge check`: " + "; ".join(problems)
             refused |= {s.offering_id: why for s in plan.snippets}
             plan = EditPlan((), (), plan.refused, plan.root)
     snippets = {s.offering_id: s for s in plan.snippets}

@@ -201,7 +201,8 @@ def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True,
     problems: list[Problem] = []
     if not base.is_dir():
         what = "does not exist" if not base.exists() else "is not a directory"
-        problem = Problem(str(base), 0, "knowledge", f"the knowledge directory {what}")
+        problem = Problem(str(base), 0, "knowledge", f"the knowledge directory {what}; point "
+                          "--knowledge DIR or CONCIERGE_KNOWLEDGE at your catalogue")
         return LoadReport(None, (problem,), 0)
     files = list(knowledge_files(base, problems))
     validated = _ValidatedFiles.open(base) if cache else None

@@ -16,7 +16,7 @@ from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
 from bot.cli.digest import add_digest_parser
 from bot.cli.options import add_knowledge, add_matcher
-from bot.cli.render import decision_json, decision_text, problem_json
+from bot.cli.render import decision_json, decision_text, help_json, help_text, problem_json
 from bot.cli.reports import add_report_parsers
 from bot.cli.suggest import add_suggest_parser
 from bot.errors import ConciergeError, KnowledgeError
@@ -24,6 +24,8 @@ from bot.matching.calibration import too_small
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
 from bot.matching.quality import quality_report
+from bot.matching.text import asks_for_help
+from bot.outbox.webhooks import known_for_check
 from bot.settings import knowledge_dir, matcher_mode
 from bot.slack.serve import add_serve_parser
 from bot.wording import plural
@@ -52,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the knowledge directory",
                            description="Report every problem as path:line: field: message. "
                                        "Exit 1 on any error; warnings do not fail (with "
-                                       "--strict they do).")
+                                       "--strict they do). The webhook names request forms "
+                                       "deliver to are checked against those configured here "
+                                       "(CONCIERGE_WEBHOOK_<NAME>_URL), listed in "
+                                       "CONCIERGE_WEBHOOKS or given with --webhooks; with "
+                                       "none known, each is a warning.")
     check.add_argument("--quality", action="store_true",
                        help="also report how well the catalogue can be matched: how often "
                             "each offering's own needs find it, confused offerings, needs "
@@ -63,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "--quality)")
     check.add_argument("--strict", action="store_true",
                        help="exit 1 on warnings and quality findings too (for CI)")
+    check.add_argument("--webhooks", metavar="NAMES",
+                       help="webhook names configured where Concierge runs, comma-separated "
+                            "(for a CI job without the URLs and secrets), e.g. "
+                            "servicedesk,facilities")
     add_knowledge(check)
     add_matcher(check, "for the quality report")
     check.set_defaults(handler=cmd_check)
@@ -99,18 +109,22 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
     matcher = build_matcher(catalog, matcher_mode(args.matcher))
     questions: Iterable[str] = args.query or (line.rstrip("\r\n") for line in sys.stdin)
     for n, question in enumerate(questions):
-        decision = matcher.decide(question)
-        if args.json:
-            line = {**decision_json(decision), "rule": matcher.rule.as_json()}
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if asks_for_help(question):  # as a DM "help" gets the help text in Slack
+            shown = (json.dumps({**help_json(question), "rule": matcher.rule.as_json()},
+                                ensure_ascii=False) if args.json else help_text(question))
+        elif args.json:
+            line = {**decision_json(matcher.decide(question)), "rule": matcher.rule.as_json()}
+            shown = json.dumps(line, ensure_ascii=False)
         else:
-            out.write(("\n" if n else "") + decision_text(decision, catalog) + "\n")
+            shown = decision_text(matcher.decide(question), catalog)
+        out.write(("\n" if n and not args.json else "") + shown + "\n")
         out.flush() if not args.query and not args.json else None
     return 0
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    report = check_knowledge(knowledge_dir(args.knowledge))
+    report = check_knowledge(knowledge_dir(args.knowledge),
+                             webhooks=known_for_check(listed=args.webhooks))
     if report.files == 0 and any(p.field == "knowledge" and p.line == 0
                                  for p in report.problems):
         _print_problems(report.problems, sys.stderr)

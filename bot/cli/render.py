@@ -6,7 +6,13 @@ from typing import Any
 
 from bot.catalogue.models import Catalog, Decision, DecisionKind, Offering, Problem
 
-SERVICE_DESK_TEXT = "Ask the IT service desk, and we'll note that the catalogue is missing this."
+# Unlike in Slack, nothing asked on the command line is recorded: no promise to note the gap.
+SERVICE_DESK_TEXT = "Ask the IT service desk."
+HELP_TEXT = """Tell me what you need in plain words, as arguments or one question per line:
+  concierge ask "my laptop is five years old"
+  concierge ask "mein Konto ist gesperrt"
+`concierge --help` lists every command; `concierge ask --help` its options."""
+HELP_WHY = "A greeting or a call for help, not a need: ask for what you need in plain words."
 
 
 def offering_lines(offering: Offering, catalog: Catalog) -> list[str]:
@@ -20,6 +26,9 @@ def offering_lines(offering: Offering, catalog: Catalog) -> list[str]:
         lines.append(f"  Includes: {', '.join(names)}")
     contact = f" ({offering.owner.contact})" if offering.owner.contact else ""
     lines.append(f"  Owner: {offering.owner.team}{contact}")
+    if offering.request.has_form:
+        lines.append(f"  Request in Slack: a form of {len(offering.request.form)} questions, "
+                     f"sent to {request_destinations(offering)}")
     if offering.request.url:
         lines.append(f"  Request: {offering.request.url}")
     if offering.request.steps:
@@ -31,6 +40,20 @@ def offering_lines(offering: Offering, catalog: Catalog) -> list[str]:
     if offering.audience:
         lines.append(f"  For: {offering.audience}")
     return lines
+
+
+def request_destinations(offering: Offering) -> str:
+    deliver_to = offering.request.deliver_to
+    if deliver_to is None:
+        return "nowhere"
+    places = []
+    if deliver_to.channel:
+        places.append(deliver_to.channel)
+    if deliver_to.owner:
+        places.append(f"the owner ({offering.owner.contact})")
+    if deliver_to.webhook:
+        places.append(f"the {deliver_to.webhook} webhook")
+    return ", ".join(places)
 
 
 def decision_text(decision: Decision, catalog: Catalog) -> str:
@@ -62,6 +85,17 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         ],
         "why": decision.why,
     }
+
+
+def help_text(question: str) -> str:
+    """The answer to `help` (or "hi"): how to ask, as `concierge ask` prints it."""
+    return f"? {question}\n{HELP_TEXT}"
+
+
+def help_json(question: str) -> dict[str, Any]:
+    """`help` in the `--json` contract: decision `help`, nothing matched."""
+    return {"query": question, "decision": "help", "answer": None, "confidence": 0.0,
+            "candidates": [], "why": HELP_WHY}
 
 
 def problem_json(problem: Problem) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,12 +32,14 @@ from bot.admin.reports import (
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.catalogue.loader import load_catalog
+from bot.catalogue.models import Catalog
 from bot.errors import ConfigError, StoreUnavailable
 from bot.settings import knowledge_dir
-from bot.store.database import Store, database_url
+from bot.store.database import Store, database_url, offerings_digest
 from bot.store.migrate import head_revision
 
 DATABASE_HELP = ("database: $DATABASE_URL, else the SQLite file "
@@ -57,6 +60,12 @@ REPORTS: dict[str, tuple[str, str, Callable[..., Any]]] = {
                "Every owner team's offerings with their questions, feedback and Request "
                "clicks in the period; live offerings nobody asked for; the offerings rated "
                "not helpful most often.", owners_report),
+    "requests": ("requests made in Slack and where each delivery stands",
+                 "Requests made with a form in Slack in the period, newest first: the "
+                 "offering, who asked, the owner's status (open, taken, done, declined) and "
+                 "each delivery (the owner's channel, a webhook, the requester's direct "
+                 "messages) as delivered, pending with its last error and next attempt, or "
+                 "failed; undeliverable ones first.", requests_report),
 }
 
 
@@ -81,7 +90,8 @@ def add_report_parsers(sub: Any) -> None:
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
         p.add_argument("--knowledge", metavar="DIR",
                        help="knowledge directory that names offerings and owners (default: "
-                            "$CONCIERGE_KNOWLEDGE, else the sample catalogue)")
+                            "$CONCIERGE_KNOWLEDGE, else the one `concierge serve` last "
+                            "loaded when it can be read here, else the sample catalogue)")
         if name == "stats":
             p.add_argument("--chart", metavar="FILE.png", type=Path,
                            help="also draw questions per day (stacked by decision) and the "
@@ -133,9 +143,9 @@ def first_line(exc: BaseException) -> str:
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = load_catalog(knowledge_dir(args.knowledge))
     store = open_for_reading()
     try:
+        catalog = catalogue_for_reports(args.knowledge, store, sys.stderr)
         activity = load_activity(store, args.days)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
@@ -170,6 +180,31 @@ def write_chart(chart: Chart, path: Path) -> int:
     print(f"concierge: chart written to {path} ({WIDTH_PX}×{HEIGHT_PX} PNG): {chart.alt}",
           file=sys.stderr)
     return 0
+
+
+def catalogue_for_reports(flag: str | None, store: Store, err: TextIO) -> Catalog:
+    """The catalogue that names the offerings in the records.
+
+    `--knowledge` or `CONCIERGE_KNOWLEDGE` when given; else the knowledge directory
+    `concierge serve` last loaded (recorded in the database) when it can be read here; else
+    the default. Run elsewhere, the default sample catalogue marked every offering served
+    in production "no longer in the catalogue": when the one used is not the one served
+    (by its offering ids), `err` says so.
+    """
+    served = store.served()
+    chosen = flag or os.environ.get("CONCIERGE_KNOWLEDGE", "").strip() or None
+    if chosen is None and served is not None and Path(served.knowledge).is_dir():
+        path = Path(served.knowledge)
+        print(f"concierge: offerings named from {path}, the catalogue `concierge serve` "
+              "last loaded", file=err)
+    else:
+        path = knowledge_dir(chosen)
+    catalog = load_catalog(path)
+    if served is not None and offerings_digest(o.id for o in catalog) != served.offerings:
+        print(f"concierge: warning: {path} is not the catalogue `concierge serve` last loaded "
+              f"({served.knowledge}): offerings it lacks show as \"no longer in the "
+              f"catalogue\"; pass --knowledge with a copy of the served one", file=err)
+    return catalog
 
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:

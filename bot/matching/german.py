@@ -239,6 +239,25 @@ def to_english(text: str) -> str | None:
     return reading if reading != text.strip() else None
 
 
+def is_german_word(word: str) -> bool:
+    """Whether a (folded) word is German as the glossary knows German: listed, an inflected
+    form or a compound of listed words, or a function word. Such a word in a German question
+    is a word, not a typo of some catalogue word ("laut" is loud, not "last")."""
+    return word in _markers() or bool(_read_word(word))
+
+
+def word_readings(text: str) -> list[tuple[str, str]]:
+    """The German words of a question with their English gloss, as `to_english` reads them
+    one by one (`Drucker` → "printer"): what an answer can show of a reading, word by word,
+    where the whole word-by-word sentence reads oddly ("the printer print not")."""
+    found: list[tuple[str, str]] = []
+    for i, token in enumerate(_WORD.finditer(text)):
+        gloss = _read_typed(token.group(), i == 0)
+        if gloss and fold(gloss) != fold(token.group()):
+            found.append((token.group(), gloss))
+    return found
+
+
 def _separable_verbs(text: str, tokens: list[re.Match[str]]) -> dict[int, str]:
     """Readings of verbs whose prefix stands at the end of the clause, as German puts it:
     "Wie richte ich die Weiterleitung ein?" reads "richte … ein" as "set up".

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.catalogue.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
-from bot.matching.german import to_english
+from bot.matching.german import is_german, is_german_word, to_english, word_readings
 from bot.matching.lexical import FloatArray, IntArray, LeftOutNeeds, LexicalIndex, LexicalScores
 from bot.matching.semantic import SemanticIndex, SemanticScores, Vectors
-from bot.matching.text import content_words, fold, stem
+from bot.matching.text import content_words, fold, once_each, stem
 from bot.matching.thresholds import (
     MAX_CANDIDATES,
     MAX_CHOICES,
@@ -150,16 +150,24 @@ class Matcher:
         texts = []
         reading = to_english(query)
         for text in (query, reading) if reading is not None else (query,):
-            known = self.semantic.embedder.knows
-            lex = self.lexical.score(self.lexical.analyse(text, is_word=known))
+            lex = self.lexical.score(self.lexical.analyse(text, is_word=self._real_word(text)))
             texts.append(self._embedding_text(text, lex))
         return texts
 
+    def _real_word(self, text: str) -> Callable[[str], bool] | None:
+        """What tells real words from typos in `text`: the model's vocabulary, and in a
+        German question the German words too. A real word is never "corrected", so a German
+        word is not read as the catalogue word it happens to resemble ("laut" as "last")."""
+        known = self.semantic.embedder.knows if self.semantic is not None else None
+        if not is_german(text):
+            return known
+        if known is None:
+            return is_german_word
+        return lambda word: is_german_word(word) or known(word)
+
     def _score_text(self, query: str, held: LeftOutNeeds | None = None,
                     vectors: Mapping[str, Vectors] | None = None) -> Scored:
-        # With a model, a word it knows is a real word, not a typo to correct.
-        known = self.semantic.embedder.knows if self.semantic is not None else None
-        terms = self.lexical.analyse(query, is_word=known,
+        terms = self.lexical.analyse(query, is_word=self._real_word(query),
                                      unknown=held.unknown if held else frozenset())
         lex = self.lexical.score(terms, left_out=held)
         lexical = (LEXICAL_NEAREST_WEIGHT * lex.nearest
@@ -190,6 +198,10 @@ class Matcher:
 
     def decide(self, query: str) -> Decision:
         text = " ".join(query.split())
+        if len(text) > MAX_QUERY_CHARS:
+            # A long question is often one phrase pasted many times: read it once, and cut
+            # only what is still too long (and say so).
+            text = once_each(text[:MAX_QUERY_CHARS * 40])
         truncated = len(text) > MAX_QUERY_CHARS
         if truncated:
             text = text[:MAX_QUERY_CHARS]
@@ -288,7 +300,8 @@ class Matcher:
                 dead_end: Ranked | None) -> Decision:
         t = self.thresholds
         candidates = tuple(r.candidate for r in ranked)
-        corrections = _corrections_note(scored)
+        # The reading as far as it made the match: the evidence of the offering(s) shown.
+        corrections = _corrections_note(query, scored, candidates[:1])
         if dead_end is not None and dead_end.strength >= t.decline:
             old = dead_end.candidate.offering
             return Decision(query, DecisionKind.NONE, 0.0, candidates,
@@ -303,19 +316,23 @@ class Matcher:
             best = (f" The closest was {candidates[0].offering.name} "
                     f"({candidates[0].evidence.describe()}), too far to be sure."
                     if candidates else "")
-            return Decision(query, DecisionKind.NONE, confidence, candidates,
+            return Decision(query, DecisionKind.NONE, min(confidence, BELOW_ANSWER),
+                            candidates,
                             "Nothing in the catalogue fits this need." + best + corrections)
         top = ranked[0]
         if strength >= t.decline and t.answers(strength, margin):
             copied = self._copies_of(top.candidate)
             if copied:
-                return self._choose_between(query, candidates, copied, confidence, corrections)
+                return self._choose_between(query, candidates, copied,
+                                            min(confidence, BELOW_ANSWER), corrections)
             offering = top.candidate.offering
             why = f"Matched {top.candidate.evidence.describe()} of {offering.name}."
             if top.retired is not None:
                 why += f" {top.retired.name} is retired; {offering.name} replaces it."
-            return Decision(query, DecisionKind.ANSWER, confidence, candidates,
-                            why + corrections, offering=offering, retired=top.retired)
+            return Decision(query, DecisionKind.ANSWER, max(confidence, ANSWER_CONFIDENCE),
+                            candidates, why + corrections, offering=offering,
+                            retired=top.retired)
+        confidence = min(confidence, BELOW_ANSWER)
         if len(candidates) < 2:
             return Decision(query, DecisionKind.NONE, confidence, candidates,
                             f"Only {candidates[0].offering.name} comes close "
@@ -326,7 +343,8 @@ class Matcher:
         close = close if len(close) >= 2 else list(candidates[:2])
         names = "; ".join(f"{c.offering.name} ({c.evidence.describe()})" for c in close)
         return Decision(query, DecisionKind.CLARIFY, confidence, candidates,
-                        f"Several offerings could fit: {names}." + corrections,
+                        f"Several offerings could fit: {names}."
+                        + _corrections_note(query, scored, close),
                         choice_count=len(close))
 
 
@@ -422,14 +440,29 @@ class Ranked:
     retired: Offering | None
 
 
-def _corrections_note(scored: Scored) -> str:
+def _corrections_note(query: str, scored: Scored, shown: Sequence[Candidate]) -> str:
+    """How the question was read, as far as it made the match: the German words whose
+    English gloss is in the evidence shown (never the whole word-by-word sentence, which
+    reads oddly: "the printer print not"), and the typos read as catalogue words."""
     notes = []
     if scored.reading is not None:
-        notes.append(f'Read as "{scored.reading}".')
+        evidence = {stem(w) for c in shown for w in content_words(c.evidence.text)}
+        helped = [(german, english) for german, english in word_readings(query)
+                  if {stem(w) for w in content_words(english)} & evidence]
+        if helped:
+            notes.append("Read the German " + ", ".join(
+                f'"{german}" as "{english}"' for german, english in helped[:3]) + ".")
     fixes = scored.lexical.query.corrections
     if fixes:
         notes.append("Read " + ", ".join(f'"{w}" as "{r}"' for w, r in fixes[:3]) + ".")
     return f" ({' '.join(notes)})" if notes else ""
+
+
+# An answer's confidence is at least this, a clarify's or a decline's below it: a "Did you
+# mean" reported at 0.998 (a strong best match whose runner-up came just too close) read
+# as a near-certain answer to anyone scripting against `ask --json`.
+ANSWER_CONFIDENCE = 0.5
+BELOW_ANSWER = 0.499
 
 
 def _confidence(strength: float, margin: float, t: Thresholds) -> float:

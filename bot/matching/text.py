@@ -84,3 +84,40 @@ def content_words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """Stems of the content words, in order (duplicates kept)."""
     return [stem(w) for w in content_words(text)]
+
+
+# Longest run of words (a phrase) whose repetitions `once_each` reads once.
+MAX_REPEATED_PHRASE = 20
+# Greetings and calls for help: answered with how to ask, not matched against the catalogue.
+HELP_WORDS = frozenset({"help", "?", "hi", "hello", "hallo"})
+
+
+def asks_for_help(text: str) -> bool:
+    """Whether the question only asks for help or says hello ("help", "hi", "?")."""
+    return text.strip().lower() in HELP_WORDS
+
+
+def once_each(text: str) -> str:
+    """`text` with a phrase said again and again in a row said once: "I need a laptop"
+    pasted 300 times reads "I need a laptop", not its first thousand characters.
+
+    A phrase is up to `MAX_REPEATED_PHRASE` words, compared as written (case and all); only
+    repetitions right after each other collapse, so "the printer prints, the printer jams"
+    keeps both."""
+    words = text.split()
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        for size in range(1, min(MAX_REPEATED_PHRASE, (len(words) - i) // 2) + 1):
+            phrase = words[i:i + size]
+            end = i + size
+            while words[end:end + size] == phrase:
+                end += size
+            if end > i + size:
+                kept += phrase
+                i = end
+                break
+        else:
+            kept.append(words[i])
+            i += 1
+    return " ".join(kept)

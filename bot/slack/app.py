@@ -49,11 +49,18 @@ from bot.errors import ConfigError
 from bot.live import LiveCatalogue, Poller
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
+from bot.outbox.courier import DEFAULT_GIVE_UP, Courier, CourierSettings
+from bot.outbox.intake import Intake
+from bot.outbox.webhooks import Webhooks
 from bot.settings import knowledge_dir, matcher_mode, whole_number
+from bot.slack.buttons import ButtonKeys
+from bot.slack.deliver import courier_client, slack_sender
 from bot.slack.digests import TICK_SECONDS, DigestSender
 from bot.slack.gate import gate
 from bot.slack.operations import OperationsConfig
+from bot.slack.owners import OwnerPolicy
 from bot.slack.replies import SERVICE_DESK_TEXT, ServiceDesk
+from bot.slack.request_desk import RequestDesk
 from bot.store.database import Store, database_url
 from bot.store.recorder import BestEffort, Recorder
 from bot.store.takeover import (
@@ -62,6 +69,7 @@ from bot.store.takeover import (
     Replay,
     TakeoverSettings,
     event_id_of,
+    new_worker_id,
 )
 from handlers import Concierge
 from handlers import register as register_handlers
@@ -103,6 +111,11 @@ MAX_TAKEOVER_AFTER = 120
 # of events, a dozen when the Web API was slow; Slack rate-limits history reads per
 # workspace, so more threads would only wait more.
 TAKEOVER_THREADS = 4
+# `give_up` bounds (seconds): at least a minute of retries; at most a day, the shortest
+# retention period, so that no request is purged while still waiting for a delivery.
+MIN_GIVE_UP = 60
+MAX_GIVE_UP = 86_400
+MEMBER_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,13 @@ class SlackConfig:
     """Admins, user hashing, retention and reloading (`bot.slack.operations`)."""
     takeover_after: int = DEFAULT_TAKEOVER_AFTER
     """`CONCIERGE_TAKEOVER_AFTER`: seconds a worker may be silent before the events it
-    acknowledged but did not answer are answered by another (`bot.store.takeover`)."""
+    acknowledged but did not answer are answered by another (`bot.store.takeover`), and the
+    requests it was delivering are delivered by another (`bot.outbox.courier`)."""
+    webhooks: Webhooks = field(default_factory=Webhooks)
+    """`CONCIERGE_WEBHOOK_<NAME>_URL` / `_SECRET`: where request forms deliver to tools."""
+    give_up: int = int(DEFAULT_GIVE_UP.total_seconds())
+    """`CONCIERGE_DELIVERY_GIVE_UP`: seconds a request's delivery is retried before it is
+    reported to the requester and the admins as undeliverable."""
 
     @property
     def socket_mode(self) -> bool:
@@ -183,6 +202,10 @@ class SlackConfig:
             takeover_after=whole_number(get, "CONCIERGE_TAKEOVER_AFTER",
                                         DEFAULT_TAKEOVER_AFTER, MIN_TAKEOVER_AFTER,
                                         MAX_TAKEOVER_AFTER),
+            webhooks=Webhooks.from_env(env),
+            give_up=whole_number(get, "CONCIERGE_DELIVERY_GIVE_UP",
+                                 int(DEFAULT_GIVE_UP.total_seconds()), MIN_GIVE_UP,
+                                 MAX_GIVE_UP),
         )
 
 
@@ -351,7 +374,8 @@ def replay_into(app: App) -> Replay:
 
 
 def load_matcher(config: SlackConfig) -> Matcher:
-    return build_matcher(load_catalog(config.knowledge), config.matcher_mode)
+    return build_matcher(load_catalog(config.knowledge, webhooks=config.webhooks.known()),
+                         config.matcher_mode)
 
 
 def open_store(url: str) -> BestEffort:
@@ -372,6 +396,25 @@ def usergroup_members(client: WebClient) -> Callable[[str], list[str]]:
     return members
 
 
+def channel_members(client: WebClient) -> Callable[[str], list[str]]:
+    """Members of a channel, via `conversations.members` (needs `channels:read`, and
+    `groups:read` for private channels), a page of 1000 at a time."""
+
+    def members(channel: str) -> list[str]:
+        found: list[str] = []
+        cursor = None
+        for _ in range(MEMBER_PAGES):
+            response = client.conversations_members(channel=channel, limit=1000,
+                                                    cursor=cursor)
+            found += [str(u) for u in response.get("members") or []]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return found
+
+    return members
+
+
 @dataclass(frozen=True)
 class Runtime:
     """One worker's long-lived parts: what the listeners use and what the poller refreshes."""
@@ -381,6 +424,7 @@ class Runtime:
     recorder: Recorder
     live: LiveCatalogue
     deliveries: Deliveries
+    courier: Courier
     digests: DigestSender | None = None
     """Sends the owners' digests when due; None when CONCIERGE_DIGEST is off."""
 
@@ -399,6 +443,11 @@ class Runtime:
                       [lambda: self.deliveries.tick(replay)],
                       name="concierge-takeover").start()
 
+    def start_courier(self) -> Courier:
+        """Deliver requests made in Slack (`bot.outbox.courier`), on a thread of its own:
+        webhooks can be slow, and nothing else should wait for them."""
+        return self.courier.start()
+
     def start_digests(self) -> Poller | None:
         """Look for a due digest period every minute, on a thread of its own: sending waits
         on Slack's rate limits, which must hold up neither reloads nor heartbeats. Every
@@ -406,6 +455,12 @@ class Runtime:
         if self.digests is None:
             return None
         return Poller(TICK_SECONDS, [self.digests.tick], name="concierge-digest").start()
+
+
+def button_keys(config: SlackConfig) -> ButtonKeys:
+    """The key that ties cards' buttons to their askers, from a secret every worker and host
+    of this app shares: the signing secret (HTTP), else the app-level token (Socket Mode)."""
+    return ButtonKeys.from_secret(config.signing_secret or config.app_token or config.bot_token)
 
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
@@ -416,14 +471,29 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
     recorder = Recorder(guard, ops.recorder)
     recorder.purge_if_due()
     live = LiveCatalogue(config.knowledge, config.matcher_mode, matcher or load_matcher(config),
-                         guard, watch=ops.watch_knowledge)
+                         guard, watch=ops.watch_knowledge, webhooks=config.webhooks.known())
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
-    concierge = Concierge(live, config.service_desk, recorder, admins,
-                          AdminDesk(live, store, ops.reload_interval))
     # Made here, after gunicorn forked: each worker process gets its own id and threads.
+    # One id for both: the heartbeat that keeps its events also keeps its deliveries.
+    worker_id = new_worker_id()
+    courier = Courier(
+        guard, slack_sender(courier_client(config.bot_token, config.api_url)),
+        config.webhooks,
+        CourierSettings(give_up=timedelta(seconds=config.give_up),
+                        stale_after=timedelta(seconds=config.takeover_after),
+                        admins=tuple(sorted(ops.admins))),
+        worker_id=worker_id)
+    owners = OwnerPolicy(admins, channel_members=channel_members(client),
+                         group_members=usergroup_members(client))
+    buttons = button_keys(config)
+    requests = RequestDesk(live, Intake(guard, wake=courier.wake), owners, recorder,
+                           buttons=buttons)
+    concierge = Concierge(live, config.service_desk, recorder, admins,
+                          AdminDesk(live, store, ops.reload_interval), requests,
+                          buttons=buttons)
     deliveries = Deliveries(
         guard, TakeoverSettings(stale_after=float(config.takeover_after)),
-        lookup=answer_lookup(client),
+        worker_id=worker_id, lookup=answer_lookup(client),
         executor=ThreadPoolExecutor(max_workers=TAKEOVER_THREADS,
                                     thread_name_prefix="takeover-lookup"))
     digests = None
@@ -431,7 +501,7 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
         digests = DigestSender(store, client, lambda: live.matcher, ops.digest,
                                worker_id=deliveries.worker_id,
                                stale_after=timedelta(seconds=config.takeover_after))
-    return Runtime(concierge, guard, recorder, live, deliveries, digests)
+    return Runtime(concierge, guard, recorder, live, deliveries, courier, digests)
 
 
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
@@ -514,7 +584,7 @@ def serve(config: SlackConfig) -> int:
     """Run until stopped: Socket Mode when an app token is set, else HTTP under gunicorn."""
     check_token(config)
     # Fail here, once, with the loader's report, rather than in every worker.
-    load_catalog(config.knowledge)
+    load_catalog(config.knowledge, webhooks=config.webhooks.known())
     # Migrate before workers start, so they do not all queue for the migration lock.
     open_store(config.database_url).store.close()
     if not config.operations.user_hash_key:
@@ -534,6 +604,7 @@ def _app_with_poller(config: SlackConfig) -> tuple[App, list[Poller]]:
     client = make_client(config)
     runtime = build_runtime(config, client)
     app = create_app(config, client=client, runtime=runtime)
+    runtime.start_courier()
     pollers = [runtime.start_poller(config.operations.reload_interval),
                runtime.start_takeover(app)]
     digests = runtime.start_digests()

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.admin.chart import Chart
+from bot.logs import content
 
 log = logging.getLogger("concierge.admin")
 
@@ -43,12 +44,12 @@ def chart_uploader(client: WebClient, user: str | None) -> Upload:
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
             needed = exc.response.get("needed")
-            log.warning("could not post the stats chart to %s: %s", user, error)
+            log.warning("could not post the stats chart: %s", error, extra=content(user=user))
             scope = (f" The app needs the `{needed}` scope: reinstall it from manifest.yaml."
                      if needed else "")
             return f"Could not post the chart: Slack answered `{error}`.{scope}"
         except (SlackClientError, OSError) as exc:
-            log.warning("could not post the stats chart to %s: %s", user, exc)
+            log.warning("could not post the stats chart: %s", exc, extra=content(user=user))
             return f"Could not post the chart ({exc})."
         return SENT
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ from bot.admin.digest import (
 from bot.admin.reports import load_activity
 from bot.admin.schedule import DigestSettings, Schedule
 from bot.admin.suggest import suggest
+from bot.logs import content
 from bot.matching.matcher import Matcher
 from bot.slack.admin_replies import report_blocks
 from bot.slack.history import find_message, metadata_matches
@@ -72,6 +74,7 @@ LOOKUP_SLACK = timedelta(minutes=1)
 PASSING_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error",
                             "service_unavailable", "request_timeout"})
 _DM = re.compile(r"D[A-Z0-9]{2,}")
+_PERSON = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def digest_message(digest: TeamDigest, schedule: Schedule | None = None) -> Message:
@@ -125,6 +128,18 @@ class RunSummary:
     @property
     def failed(self) -> tuple[Outcome, ...]:
         return tuple(o for o in self.outcomes if o.state == FAILED)
+
+    def log(self) -> None:
+        """Into the log: channels by name, people only with content logging on."""
+        counts = ", ".join(f"{n} {state}" for state, n in
+                           sorted(Counter(o.state for o in self.outcomes).items()))
+        log.info("digest %s: %s (%s)", self.period, self.status, counts or "nothing to send")
+        for o in self.outcomes:
+            person = bool(_PERSON.fullmatch(o.recipient))
+            log.info("digest %s: %s → %s: %s%s", self.period, o.team,
+                     "a direct message" if person else o.recipient, o.state,
+                     f": {o.detail}" if o.detail else "",
+                     extra=content(recipient=o.recipient) if person else None)
 
     def lines(self) -> list[str]:
         head = f"digest {self.period}: {self.status}"
@@ -187,8 +202,7 @@ class DigestSender:
             return None
         self._db_failing = False
         if summary.status not in ("already sent", "busy"):
-            for line in summary.lines():
-                log.info("%s", line)
+            summary.log()
         return summary
 
     def send(self) -> RunSummary:
@@ -363,7 +377,7 @@ class DigestSender:
         return find_message(
             self.client, row.channel,
             lambda m: metadata_matches(m, DIGEST_EVENT_TYPE, payload), oldest=oldest,
-            what=f"digest {period} for {team} to {row.recipient}")
+            what=f"digest {period} for {team}")
 
     def _failed(self, period: str, team: str, recipient: str, failure: _Failure, *,
                 retry: bool = False) -> Outcome:
@@ -373,8 +387,8 @@ class DigestSender:
             return Outcome(team, recipient, "not yet", failure.error)
         self.log.settle(period, self.worker_id, team=team, recipient=recipient, state=FAILED,
                         error=failure.error)
-        log.warning("digest %s for %s to %s failed: %s", period, team, recipient,
-                    failure.error)
+        log.warning("digest %s for %s failed: %s", period, team, failure.error,
+                    extra=content(recipient=recipient))
         return Outcome(team, recipient, FAILED, failure.error)
 
 

@@ -18,9 +18,10 @@ the admin reports read. No Slack imports: the core owns it.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,22 @@ class QuestionRecord:
     offering_id: str | None = None
     nearest_offering_id: str | None = None
     choices: tuple[str, ...] = ()
+    by_admin: bool = False
+    """Asked by an admin: the reports leave it out and count it apart."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServedCatalogue:
+    """The knowledge directory `concierge serve` last loaded, and a digest of its ids."""
+
+    knowledge: str
+    offerings: str
+
+
+def offerings_digest(ids: Iterable[str]) -> str:
+    """A digest of a catalogue's offering ids, whatever their order: two catalogues with
+    the same offerings (by id) have the same digest."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,26 +382,75 @@ class Store:
                 offering_id=record.offering_id,
                 nearest_offering_id=record.nearest_offering_id,
                 choices=" ".join(record.choices) or None, confidence=record.confidence,
-                latency_ms=record.latency_ms, none_fitted=False,
+                latency_ms=record.latency_ms, none_fitted=False, by_admin=record.by_admin,
             ).returning(Question.id))
             return int(result.scalar_one())
 
     def record_choice(self, question_id: int, offering_id: str | None) -> bool:
-        """The asker picked `offering_id` from a "Did you mean…" (None: "None of these")."""
+        """The asker picked `offering_id` from a "Did you mean…" (None: "None of these").
+
+        The last click stands: picking clears "None of these" and the other way round. An
+        offering that was not among the question's choices is not recorded (False)."""
         values: dict[str, Any] = (
             {"chosen_offering_id": offering_id, "none_fitted": False} if offering_id
-            else {"none_fitted": True})
+            else {"chosen_offering_id": None, "none_fitted": True})
         with self.engine.begin() as conn:
+            choices = conn.execute(select(Question.choices).where(Question.id == question_id)
+                                   ).first()
+            if choices is None or (offering_id is not None
+                                   and offering_id not in (choices[0] or "").split()):
+                return False
             result = conn.execute(update(Question).where(Question.id == question_id)
                                   .values(**values))
         return bool(result.rowcount)
 
     def record_feedback(self, *, question_id: int | None, offering_id: str, helpful: bool,
                         user_hash: str | None, at: datetime | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(Feedback).values(
-                given_at=at or utcnow(), question_id=self._existing(conn, question_id),
-                offering_id=offering_id, helpful=helpful, user_hash=user_hash))
+        """The rating of the answer to `question_id`: one per question, a later click
+        changes it (a unique index makes two first clicks at once one row)."""
+        values = {"given_at": at or utcnow(), "offering_id": offering_id, "helpful": helpful,
+                  "user_hash": user_hash}
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                question = self._existing(conn, question_id)
+                if question is not None and conn.execute(
+                        update(Feedback).where(Feedback.question_id == question)
+                        .values(**values)).rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(Feedback).values(question_id=question, **values))
+                return
+            except IntegrityError:
+                if question is None:
+                    raise
+                continue  # another click on the same answer inserted first: update it
+        raise RuntimeError("could not record feedback")  # pragma: no cover
+
+    def record_served(self, knowledge: str, offering_ids: Iterable[str]) -> None:
+        """Remember which catalogue is being served, for the reports on the command line."""
+        values = {"knowledge": knowledge, "offerings": offerings_digest(offering_ids)}
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                if conn.execute(update(CatalogueState).where(
+                        CatalogueState.name == GENERATION_ROW).values(**values)).rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(CatalogueState).values(
+                        name=GENERATION_ROW, generation=0, changed_at=utcnow(), **values))
+                return
+            except IntegrityError:
+                continue  # another worker inserted the row first: update it
+
+    def served(self) -> ServedCatalogue | None:
+        """The catalogue a worker last loaded, if one has said."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CatalogueState.knowledge, CatalogueState.offerings)
+                               .where(CatalogueState.name == GENERATION_ROW)).first()
+        if row is None or row.knowledge is None or row.offerings is None:
+            return None
+        return ServedCatalogue(str(row.knowledge), str(row.offerings))
 
     def record_request_click(self, *, question_id: int | None, offering_id: str,
                              user_hash: str | None, at: datetime | None = None) -> None:

@@ -159,7 +159,8 @@ class Recorder:
         return user_hash(self.settings.user_hash_key, user)
 
     def question(self, decision: Decision, *, surface: str, latency_ms: float,
-                 user: str | None = None, team: str | None = None) -> int | None:
+                 user: str | None = None, team: str | None = None,
+                 by_admin: bool = False) -> int | None:
         """Record a question; its id, or None when it could not be recorded."""
         nearest = decision.candidates[0].offering.id if decision.candidates else None
         record = QuestionRecord(
@@ -169,7 +170,7 @@ class Recorder:
             offering_id=decision.offering.id if decision.offering else None,
             nearest_offering_id=(decision.offering.id if decision.offering else nearest),
             choices=tuple(o.id for o in decision.choices)
-            if decision.kind is DecisionKind.CLARIFY else ())
+            if decision.kind is DecisionKind.CLARIFY else (), by_admin=by_admin)
         return self.guard.run("recording a question",
                               lambda: self.store.record_question(record), None)
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -107,6 +108,10 @@ class CatalogueState(Base):
     name: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    knowledge: Mapped[str | None] = mapped_column(Text)
+    """The knowledge directory a worker last loaded, as that worker names it."""
+    offerings: Mapped[str | None] = mapped_column(String(64))
+    """A digest of that catalogue's offering ids (`bot.store.database.offerings_digest`)."""
 
 
 class Question(Base):
@@ -136,17 +141,28 @@ class Question(Base):
     """For `clarify`: the choice the asker clicked."""
     none_fitted: Mapped[bool] = mapped_column(Boolean, default=False)
     """For `clarify`: the asker clicked "None of these"."""
+    by_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Asked by an admin: left out of the reports, which count these apart."""
+
+
+# One rating per question: a later click by the asker changes it (revision 0003).
+ONE_PER_QUESTION = "question_id IS NOT NULL"
 
 
 class Feedback(Base):
-    """A Helpful / Not what I need click on the card answering `question_id`."""
+    """A Helpful / Not what I need click on the card answering `question_id`; the asker's
+    latest, one per question."""
 
     __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ux_feedback_question_id", "question_id", unique=True,
+              sqlite_where=text(ONE_PER_QUESTION), postgresql_where=text(ONE_PER_QUESTION)),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     question_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+        BigId, ForeignKey("questions.id", ondelete="CASCADE"))
     offering_id: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
     helpful: Mapped[bool] = mapped_column(Boolean)
     user_hash: Mapped[str | None] = mapped_column(String(USER_HASH_LENGTH))

@@ -24,15 +24,34 @@ from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
     ("reload", AdminCommand("reload")),
     ("check", AdminCommand("check")),
     ("help", AdminCommand("help")),
+    ("stats 7 days", AdminCommand("stats", 7)),
+    ("gaps 14d", AdminCommand("gaps", 14)),
+    ("owners --days 3", AdminCommand("owners", 3)),
     ("check my vpn access", None),
     ("stats for my team", None),
-    ("reload 5", None),
+    ("help me with my laptop", None),
     ("I need a laptop", None),
     ("", None),
 ])
 def test_only_exact_subcommands_are_subcommands(text: str,
                                                 expected: AdminCommand | None) -> None:
     assert parse_admin_command(text) == expected
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("stats abc", "`stats` takes a number of days from 1 to 3650, e.g. `/concierge stats 7`, "
+                  "not `abc`"),
+    ("gaps last week", "`gaps` takes a number of days from 1 to 3650, e.g. `/concierge gaps "
+                       "7`, not `last week`"),
+    ("reload 5", "`reload` takes nothing after it, not `5`"),
+    ("check now", "`check` takes nothing after it, not `now`"),
+])
+def test_a_subcommand_with_wrong_arguments_is_a_slip_not_a_need(text: str,
+                                                                problem: str) -> None:
+    # A need "stats abc" was answered "I don't know an offering for that" and topped `gaps`.
+    command = parse_admin_command(text)
+    assert command is not None
+    assert command.problem == problem
 
 
 class Clock:

@@ -61,7 +61,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 def assert_json_contract(obj: dict[str, object]) -> None:
     assert set(obj) == JSON_KEYS
     assert isinstance(obj["query"], str)
-    assert obj["decision"] in ("answer", "clarify", "none")
+    assert obj["decision"] in ("answer", "clarify", "none", "help")
     assert isinstance(obj["confidence"], (int, float))
     assert 0.0 <= obj["confidence"] <= 1.0
     assert isinstance(obj["why"], str) and obj["why"]
@@ -83,6 +83,25 @@ def assert_json_contract(obj: dict[str, object]) -> None:
 
 
 # --- ask ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("greeting", ["help", "Hi", "?"])
+def test_ask_help_says_how_to_ask_as_slack_does(catalogue: Path, greeting: str) -> None:
+    code, out = run(["ask", "--knowledge", str(catalogue), greeting])
+    assert code == 0
+    assert "I don't know" not in out
+    assert out.startswith(f"? {greeting}\nTell me what you need in plain words")
+    code, out = run(["ask", "--json", "--knowledge", str(catalogue), greeting])
+    [answer] = json_lines(out)
+    assert_json_contract(answer)
+    assert (answer["decision"], answer["answer"], answer["candidates"]) == ("help", None, [])
+
+
+def test_ask_promises_nothing_it_does_not_do(catalogue: Path) -> None:
+    # The command line records nothing, so it cannot "note that the catalogue is missing this".
+    code, out = run(["ask", "--knowledge", str(catalogue), "how do I bake sourdough bread"])
+    assert code == 0 and "I don't know an offering for that." in out
+    assert "Ask the IT service desk." in out and "note" not in out
 
 
 def test_ask_json_contract(catalogue: Path) -> None:

@@ -9,8 +9,20 @@ from collections import defaultdict
 
 import pytest
 
-from bot.matching.german import DROP, glossary, is_german, read_glossary_file, to_english
+from bot.catalogue.loader import load_catalog
+from bot.catalogue.models import DecisionKind
+from bot.matching.german import (
+    DROP,
+    glossary,
+    is_german,
+    is_german_word,
+    read_glossary_file,
+    to_english,
+    word_readings,
+)
+from bot.matching.matcher import Matcher
 from bot.matching.text import fold
+from bot.settings import repo_root
 
 
 def reading(text: str) -> str:
@@ -272,3 +284,49 @@ def test_glossary_lists_umlaut_words_under_every_spelling() -> None:
     entries = glossary()
     assert entries["zurucksetzen"] == entries["zuruecksetzen"] == "reset"
     assert entries["grusse"] == entries["gruesse"] == ""
+
+
+# --- what an answer says about how a German question was read --------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_matcher() -> Matcher:
+    return Matcher(load_catalog(repo_root() / "knowledge"))
+
+
+def test_a_real_german_word_is_not_corrected_into_an_english_one(
+        sample_matcher: Matcher) -> None:
+    # "laut" (loud) was read as the catalogue's "last" and the answer said so.
+    decision = sample_matcher.decide("mein Drucker ist laut")
+    assert '"laut"' not in decision.why
+    assert all(wrong != "laut" for wrong, _ in
+               sample_matcher.score("mein Drucker ist laut").lexical.query.corrections)
+
+
+def test_a_typo_in_a_german_question_is_still_corrected(sample_matcher: Matcher) -> None:
+    corrections = sample_matcher.score("mein Lpatop ist kaputt").lexical.query.corrections
+    assert ("lpatop", "laptop") in corrections
+
+
+def test_the_reading_is_shown_by_the_words_that_made_the_match(
+        sample_matcher: Matcher) -> None:
+    question = "Mein Benutzerkonto wurde blockiert, können Sie es bitte freischalten?"
+    decision = sample_matcher.decide(question)
+    assert decision.kind is not DecisionKind.NONE
+    # Not the word-by-word sentence ("my user account was blocked, can you it please
+    # unlock?"): the German words whose gloss is in the evidence shown, and only those.
+    assert 'Read as "' not in decision.why
+    assert '"Benutzerkonto" as "user account"' in decision.why
+    assert '"wurde"' not in decision.why and '"Mein"' not in decision.why
+
+
+def test_no_reading_is_shown_when_it_did_not_make_the_match(sample_matcher: Matcher) -> None:
+    decision = sample_matcher.decide("wie ist das Wetter morgen in Hamburg")
+    assert decision.kind is DecisionKind.NONE
+    assert "Read the German" not in decision.why and 'Read as "' not in decision.why
+
+
+def test_word_readings_pair_each_german_word_with_its_gloss() -> None:
+    assert word_readings("Mein Drucker druckt nicht") == [
+        ("Mein", "my"), ("Drucker", "printer"), ("druckt", "print"), ("nicht", "not")]
+    assert is_german_word("laut") and not is_german_word("lpatop")

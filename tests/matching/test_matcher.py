@@ -241,9 +241,17 @@ def test_very_long_input_is_cut_and_says_so(matcher: Matcher) -> None:
 
 
 def test_very_long_nonsense_is_declined_and_says_it_was_cut(matcher: Matcher) -> None:
-    decision = matcher.decide("blah " * 8_000)
+    decision = matcher.decide(" ".join(f"blah{n}" for n in range(8_000)))
     assert decision.kind is DecisionKind.NONE
     assert f"first {MAX_QUERY_CHARS} characters" in decision.why
+
+
+def test_one_phrase_repeated_is_read_once_not_cut(matcher: Matcher) -> None:
+    once = matcher.decide("I need a phone")
+    pasted = matcher.decide("I need a phone " * 500)
+    assert (pasted.kind, pasted.offering, pasted.candidates) == (
+        once.kind, once.offering, once.candidates)
+    assert "characters" not in pasted.why
 
 
 def test_same_question_same_decision(matcher: Matcher) -> None:
@@ -338,3 +346,24 @@ def test_empty_catalogue_declines() -> None:
     decision = Matcher(Catalog(())).decide("I forgot my password")
     assert decision.kind is DecisionKind.NONE
     assert decision.why
+
+
+def test_confidence_says_which_decision_it_is() -> None:
+    # A clarify once came with confidence 0.998: to a script reading `ask --json` that is a
+    # near-certain answer. Answers are at 0.5 or more, "Did you mean" and declines below.
+    from bot.catalogue.loader import load_catalog
+    from bot.matching.evaluate import load_cases
+    from bot.settings import repo_root
+
+    catalog = load_catalog(repo_root() / "knowledge")
+    matcher = Matcher(catalog)
+    cases = load_cases(repo_root() / "tests" / "golden" / "sample-questions.yaml", catalog)
+    seen = set()
+    for case in cases:
+        decision = matcher.decide(case.question)
+        seen.add(decision.kind)
+        if decision.kind is DecisionKind.ANSWER:
+            assert decision.confidence >= 0.5, case.question
+        else:
+            assert decision.confidence < 0.5, (case.question, decision.kind)
+    assert seen == set(DecisionKind)

@@ -129,3 +129,21 @@ def test_semantic_mode_reports_its_mode_and_explains(semantic_matcher: Matcher) 
     decision = semantic_matcher.decide("my laptop is ancient")
     assert semantic_matcher.mode == "semantic"
     assert decision.why and ('need "' in decision.why or 'name "' in decision.why)
+
+
+@pytest.mark.parametrize("question", ["the display on my notebook cracked",
+                                      "can't recall my credentials to sign in"])
+def test_a_question_pasted_many_times_is_read_once(semantic_matcher: Matcher,
+                                                   question: str) -> None:
+    # 300 copies were cut to their first 1,000 characters, which the model read as noise.
+    once = semantic_matcher.decide(question)
+    pasted = semantic_matcher.decide(" ".join([question] * 300))
+    assert (pasted.kind, pasted.offering) == (once.kind, once.offering)
+    assert [c.offering.id for c in pasted.candidates] == [c.offering.id for c in once.candidates]
+    assert "characters were read" not in pasted.why
+
+
+def test_a_long_question_that_is_not_a_repetition_is_still_cut_and_says_so(
+        semantic_matcher: Matcher) -> None:
+    question = " ".join(f"word{n}" for n in range(400))
+    assert "Only the first 1000 characters were read." in semantic_matcher.decide(question).why

@@ -50,7 +50,8 @@ APP_ID = "A0APP"
 WAIT_SECONDS = 20.0
 # What a conversation's id starts with → the scope that lets a bot read it.
 HISTORY_SCOPES = {"D": "im:history", "C": "channels:history", "G": "groups:history"}
-MANIFEST_SCOPES = frozenset({"app_mentions:read", "chat:write", "commands", "files:write",
+MANIFEST_SCOPES = frozenset({"app_mentions:read", "channels:read", "chat:write",
+                             "chat:write.public", "commands", "files:write", "groups:read",
                              "im:history", "im:write", "usergroups:read"})
 # Methods → the scope Slack asks for (those the fake checks).
 METHOD_SCOPES = {"files.getUploadURLExternal": "files:write",
@@ -112,6 +113,10 @@ class FakeSlackAPI:
         """Conversation id → its messages (thread replies included), oldest first."""
         self.scopes: set[str] = set(MANIFEST_SCOPES)
         """The bot token's scopes: which conversations `conversations.*` may read."""
+        self.members: dict[str, list[str]] = {}
+        """Channel id → member ids, for `conversations.members` (paged by `limit`)."""
+        self.refuse: dict[tuple[str, str], str] = {}
+        """(method, channel) → the error Slack answers, e.g. not_in_channel."""
         self.refused: dict[str, str] = {}
         """Channel → the error chat.postMessage answers for it (`channel_not_found`…)."""
         self.uploads: dict[str, Upload] = {}
@@ -235,10 +240,17 @@ class FakeSlackAPI:
             return {"ok": True, "url": "https://test.slack.example/", "team": "Test",
                     "user": "concierge", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
                     "bot_id": BOT_ID, "is_enterprise_install": False}
+        refused = self.refuse.get((method, str(params.get("channel"))))
+        if refused is not None:
+            return {"ok": False, "error": refused}
         if method == "chat.postMessage":
             refused = self.refused.get(str(params.get("channel")))
             if refused:
                 return {"ok": False, "error": refused}
+            # Slack posts to a user id in the app's DM with them, and answers with its id.
+            channel = str(params.get("channel"))
+            if channel[:1] in ("U", "W"):
+                params = {**params, "channel": "D" + channel[1:]}
             message = self._post(params)
             return {"ok": True, "channel": params.get("channel"), "ts": message["ts"],
                     "message": message}
@@ -259,6 +271,8 @@ class FakeSlackAPI:
             return {"ok": True, "users": self.usergroups[group]}
         if method in ("views.publish", "views.open"):
             return {"ok": True, "view": {"id": "V0VIEW", **(params.get("view") or {})}}
+        if method == "conversations.members":
+            return self._members(params)
         return {"ok": True}
 
     # -- files ---------------------------------------------------------------------------
@@ -380,6 +394,20 @@ class FakeSlackAPI:
         start = int(str(params.get("cursor") or "offset:0").removeprefix("offset:"))
         page, rest = found[start:start + limit], found[start + limit:]
         return {"ok": True, "messages": page, "has_more": bool(rest),
+                "response_metadata": {"next_cursor": f"offset:{start + limit}" if rest else ""}}
+
+    def _members(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel") or "")
+        needed = {"C": "channels:read", "G": "groups:read"}.get(channel[:1])
+        if needed is not None and needed not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": needed}
+        if channel not in self.members:
+            return {"ok": False, "error": "channel_not_found"}
+        everyone = self.members[channel]
+        limit = min(int(params.get("limit") or DEFAULT_LIMIT), MAX_LIMIT + 1)
+        start = int(str(params.get("cursor") or "offset:0").removeprefix("offset:"))
+        rest = everyone[start + limit:]
+        return {"ok": True, "members": everyone[start:start + limit],
                 "response_metadata": {"next_cursor": f"offset:{start + limit}" if rest else ""}}
 
     @staticmethod
@@ -517,9 +545,17 @@ class SlackSender:
         body = urlencode({"payload": json.dumps(base | payload)}).encode()
         return self.post(body, "application/x-www-form-urlencoded")
 
+    def submit_view(self, view: dict[str, Any], *, user: str = "U0ALICE",
+                    name: str = "alice") -> Reply:
+        """A modal submitted, as Slack sends it (`view_submission`); the view as Slack
+        keeps it: an id, the state of its inputs, our private_metadata."""
+        return self.interaction({"type": "view_submission", "view": view,
+                                 "user": {"id": user, "username": name, "name": name,
+                                          "team_id": TEAM_ID}})
+
     def click(self, action_id: str, value: str, *, message: dict[str, Any] | None = None,
               channel: str = "D0ALICE", ephemeral: bool = False,
-              response: str = "click") -> Reply:
+              response: str = "click", user: str = "U0ALICE") -> Reply:
         container: dict[str, Any] = {"type": "message", "channel_id": channel,
                                      "is_ephemeral": ephemeral}
         payload: dict[str, Any] = {
@@ -532,6 +568,7 @@ class SlackSender:
             container["message_ts"] = message["ts"]
             payload["message"] = message
         payload["container"] = container
+        payload["user"] = {"id": user, "team_id": TEAM_ID}
         return self.interaction(payload)
 
 
@@ -559,3 +596,9 @@ def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(element, dict) and element.get("type") == "button":
                 found.append(element)
     return found
+
+
+def button_parts(value: str) -> tuple[str, int | None]:
+    """(offering id, question id or None) of a card button's value (`bot.slack.buttons`)."""
+    offering_id, question, _tag = value.split("#")
+    return offering_id, int(question) if question else None

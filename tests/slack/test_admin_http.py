@@ -25,11 +25,11 @@ from conftest import (
     serving,
     slack_env,
 )
-from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, buttons
+from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, button_parts, buttons
 from sqlalchemy import text
 
 from bot.slack.app import Runtime, SlackConfig, build_runtime, create_app, make_client
-from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, parse_button_value
+from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
 from bot.store.database import QuestionRecord
 from bot.store.tables import utcnow
 
@@ -149,6 +149,44 @@ def test_a_failing_group_lookup_grants_nothing(start_app: StartApp) -> None:
     assert "Questions:" in all_text(stats)
 
 
+def test_a_subcommand_with_wrong_arguments_says_what_is_wrong(start_app: StartApp) -> None:
+    app = start_app()
+    [slip] = run(app, "stats abc", ADMIN)
+    body = all_text(slip)
+    assert "Not a Concierge command" in body
+    assert "`stats` takes a number of days from 1 to 3650" in body
+    assert "I don't know an offering" not in body
+    [refused] = run(app, "stats abc", ALICE)
+    assert "only Concierge admins can use it" in all_text(refused)
+    # Neither is a question: nothing for `gaps` to list.
+    assert app.rows("SELECT COUNT(*) FROM questions WHERE text LIKE 'stats%'") == [(0,)]
+
+
+def test_an_admins_direct_message_of_a_subcommand_runs_it(start_app: StartApp) -> None:
+    app = start_app()
+    assert app.slack.dm("stats", user=ADMIN, channel="D0ADMIN").status == 200
+    [report] = app.fake.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0ADMIN")
+    assert "Concierge stats" in all_text(report.params["blocks"])
+    # Anyone else's DM "stats" stays a question (they may be looking for a dashboard).
+    assert app.slack.dm("stats", user=ALICE, channel="D0ALICE2").status == 200
+    [answer] = app.fake.wait_for("chat.postMessage",
+                                 lambda c: c.params["channel"] == "D0ALICE2")
+    assert "Concierge stats" not in all_text(answer.params["blocks"])
+
+
+def test_admins_own_questions_are_left_out_of_the_reports(start_app: StartApp) -> None:
+    app = start_app()
+    assert app.slack.dm(NONE_QUESTION, user=ADMIN, channel="D0ADMIN").status == 200
+    app.fake.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0ADMIN")
+    dm(app, ANSWER_LAPTOP, "D0EMPLOYEE")
+    [stats] = run(app, "stats", ADMIN)
+    body = all_text(stats)
+    assert "Questions: 1 from 1 person" in body
+    assert "Left out: 1 question asked by admins" in body
+    [gaps] = run(app, "gaps", ADMIN)
+    assert "sourdough" not in all_text(gaps)
+
+
 # --- reports with numbers from what was asked ----------------------------------------------
 
 
@@ -161,7 +199,7 @@ def test_stats_and_gaps_count_what_was_asked(start_app: StartApp) -> None:
     [stats] = run(app, "stats 7", ADMIN)
     body = all_text(stats)
     assert "last 7 days" in body
-    assert "Questions: 4 from 1 people" in body
+    assert "Questions: 4 from 1 person" in body
     assert "Answered: 1 (25%)" in body and "Declined: 2 (50%)" in body
     assert "Clarified: 1 (25%); a choice was picked in 0" in body
     assert "Standard laptop [standard-laptop]" in body
@@ -179,7 +217,7 @@ def test_feedback_and_clicks_are_tied_to_the_question_they_act_on(start_app: Sta
     [question_id] = [r[0] for r in app.rows("SELECT id FROM questions")]
     feedback = next(b for b in buttons(blocks) if b["action_id"] == "feedback_not_helpful")
     request = next(b for b in buttons(blocks) if b["action_id"].startswith("request_offering"))
-    assert parse_button_value(feedback["value"]) == ("standard-laptop", question_id)
+    assert button_parts(feedback["value"]) == ("standard-laptop", question_id)
     message = {"type": "message", "ts": "1700000100.000001", "text": card.params["text"],
                "blocks": blocks}
     app.slack.click(feedback["action_id"], feedback["value"], message=message)
@@ -204,9 +242,9 @@ def test_a_clarify_choice_marks_the_question_as_met(start_app: StartApp) -> None
                "blocks": card.params["blocks"]}
     app.slack.click(choice["action_id"], choice["value"], message=message)
     [update] = app.fake.wait_for("chat.update")
-    offering_id, question_id = parse_button_value(choice["value"])
+    offering_id, question_id = button_parts(choice["value"])
     # The chosen card's own feedback buttons still point at the same question.
-    assert {parse_button_value(b["value"])[1] for b in buttons(update.params["blocks"])
+    assert {button_parts(b["value"])[1] for b in buttons(update.params["blocks"])
             if b["action_id"].startswith("feedback_")} == {question_id}
     assert app.rows(f"SELECT chosen_offering_id FROM questions WHERE id = {question_id}") == [
         (offering_id,)]
@@ -303,10 +341,11 @@ def test_with_the_database_down_the_bot_answers_and_warns_once(
         for n in range(3):
             card = dm(app, ANSWER_LAPTOP, f"D0DOWN{n}")
             assert "Standard laptop" in card.params["text"]
-            # Without a record, the buttons carry the offering only.
-            assert {b["value"] for b in buttons(card.params["blocks"])
-                    if b["action_id"].startswith("feedback_")} == {"standard-laptop"}
-        app.slack.click("feedback_helpful", "standard-laptop")
+            # Without a record, the buttons carry the offering (and their tag) only.
+            values = {b["value"] for b in buttons(card.params["blocks"])
+                      if b["action_id"].startswith("feedback_")}
+            assert {button_parts(v) for v in values} == {("standard-laptop", None)}
+        app.slack.click("feedback_helpful", values.pop())
         [stats] = run(app, "stats", ADMIN)
     assert "the database is unavailable" in all_text(stats)
     store_warnings = [r for r in caplog.records
@@ -325,7 +364,7 @@ def test_stats_posts_its_chart_to_the_admins_dm_through_the_upload_flow(
     dm(app, ANSWER_LAPTOP, "D0Q1")
     dm(app, NONE_QUESTION, "D0Q2")
     [stats] = run(app, "stats 7", ADMIN)
-    assert "Questions: 2 from 1 people" in all_text(stats)
+    assert "Questions: 2 from 1 person" in all_text(stats)
     assert "*Chart*\nSent to your direct messages with Concierge." in all_text(stats)
     # Slack saw the three steps of the external upload flow, in order, for the DM it opened.
     [opened] = app.fake.calls_to("conversations.open")

@@ -6,6 +6,7 @@ also when two processes race for the period and when one is killed half-way thro
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -247,7 +248,8 @@ def sender(world: World, matcher: Matcher, store: Store, clock: Clock, *,
                         stale_after=timedelta(seconds=20), clock=clock)
 
 
-def test_the_scheduler_sends_a_due_period_once_and_a_late_one_never(world: World) -> None:
+def test_the_scheduler_sends_a_due_period_once_and_a_late_one_never(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
     store = Store(world.url)
     matcher = build_matcher(load_catalog(world.knowledge), "lexical")
     slot = datetime.combine(world.seeded.now.date() + timedelta(days=1),
@@ -259,8 +261,14 @@ def test_the_scheduler_sends_a_due_period_once_and_a_late_one_never(world: World
         # The previous day's slot is more than 12 hours back: past its grace.
         assert worker.tick() is None and not world.posts()
         clock.now = slot + timedelta(seconds=30)
-        summary = worker.tick()
+        with caplog.at_level(logging.INFO, logger="concierge.digest"):
+            summary = worker.tick()
         assert summary is not None and summary.status == "sent"
+        # The log names channels and counts; people only with CONCIERGE_LOG_CONTENT=on.
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "Workplace Services → a direct message: sent" in logged
+        assert "Workplace Services → C0WORKPLACE: sent" in logged
+        assert "U0REPAIR1" not in logged and "U0NETONE" not in logged
         sent = len(world.posts())
         assert sent > 0
         # Every worker ticks every minute: the period is sent once.

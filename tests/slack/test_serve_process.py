@@ -144,27 +144,27 @@ def test_serve_answers_over_gunicorn_and_dedupes_across_workers(
     fake_slack.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0RACE")
 
 
-def test_serve_stops_at_start_with_one_line_naming_a_missing_variable(
-        fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("change", "line"), [
+    ({"SLACK_SIGNING_SECRET": None},
+     "concierge: SLACK_SIGNING_SECRET: is not set (Basic Information → Signing Secret; "
+     "HTTP mode needs it to verify requests)"),
+    ({"LOG_LEVEL": "verbose"},
+     "concierge: LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not "
+     "'verbose'"),
+], ids=["missing-signing-secret", "bad-log-level"])
+def test_serve_stops_at_start_with_one_line_naming_the_variable(
+        fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path,
+        change: dict[str, str | None], line: str) -> None:
     env = process_env(fake_slack, catalogue_dir, tmp_path / "data")
-    del env["SLACK_SIGNING_SECRET"]
+    for name, value in change.items():
+        if value is None:
+            del env[name]
+        else:
+            env[name] = value
     done = subprocess.run(SERVE, env=env, capture_output=True, text=True,
                           timeout=WAIT_SECONDS, check=False)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "concierge: SLACK_SIGNING_SECRET: is not set (Basic Information → Signing Secret; "
-        "HTTP mode needs it to verify requests)"]
-
-
-def test_a_bad_log_level_is_one_line_naming_it(fake_slack: FakeSlackAPI, catalogue_dir: Path,
-                                               tmp_path: Path) -> None:
-    env = process_env(fake_slack, catalogue_dir, tmp_path / "data", LOG_LEVEL="verbose")
-    done = subprocess.run(SERVE, env=env, capture_output=True, text=True,
-                          timeout=WAIT_SECONDS, check=False)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "concierge: LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not "
-        "'verbose'"]
+    assert done.stderr.strip().splitlines() == [line]
 
 
 def test_serve_listens_on_host_only(fake_slack: FakeSlackAPI, catalogue_dir: Path,

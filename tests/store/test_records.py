@@ -121,6 +121,39 @@ def test_a_database_from_before_migrations_keeps_its_event_claims(db_url: str) -
         store.close()
 
 
+def test_revision_0003_keeps_the_newest_rating_of_each_question(db_url: str) -> None:
+    # Before 0003 every click was a row: five "Not what I need" on one card made five.
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from bot.store.migrate import alembic_config
+
+    store = Store(db_url, migrate=False)
+    if store.sqlite_file is not None:
+        store.sqlite_file.parent.mkdir(parents=True)
+    try:
+        with store.engine.begin() as conn:
+            # Whatever comes before 0003 once the branches' revisions are chained.
+            before = ScriptDirectory.from_config(alembic_config()).get_revision("0003")
+            command.upgrade(alembic_config(conn), str(before.down_revision))
+            conn.execute(text("INSERT INTO questions (id, asked_at, surface, text, decision, "
+                              "confidence, latency_ms, none_fitted) VALUES (1, :now, 'dm', "
+                              "'q', 'answer', 1, 1, false)"), {"now": NOW})
+            for n, helpful in enumerate([False, False, True]):
+                conn.execute(text("INSERT INTO feedback (given_at, question_id, offering_id, "
+                                  "helpful) VALUES (:at, 1, 'vpn', :helpful)"),
+                             {"at": NOW + timedelta(seconds=n), "helpful": helpful})
+            conn.execute(text("INSERT INTO feedback (given_at, question_id, offering_id, "
+                              "helpful) VALUES (:now, NULL, 'vpn', false)"), {"now": NOW})
+        store.upgrade()
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT question_id, helpful FROM feedback "
+                                     "ORDER BY question_id")).all()
+        assert sorted(rows, key=str) == sorted([(1, True), (None, False)], key=str)
+    finally:
+        store.close()
+
+
 def test_stats_from_seeded_questions(store: Store, catalog: Catalog) -> None:
     seed(store)
     report = stats_report(load_activity(store, 30), catalog)
@@ -159,7 +192,7 @@ def test_gaps_group_alike_needs_with_the_nearest_offering(store: Store,
     assert dict(singles["vpn from home"].reasons) == {"not_helpful": 1}
     assert singles["where is the canteen"].nearest is None
     line = report.view().sections[0].lines[0]
-    assert line.startswith("   3 × ") and "nearest: VPN [vpn] (owner: Network, S0NETWORK1)" in line
+    assert line.startswith("   3 × ") and "nearest: VPN [vpn] (owner: Network)" in line
 
 
 def test_owners_lists_teams_unasked_and_unhelpful_offerings(store: Store,
@@ -177,6 +210,22 @@ def test_owners_lists_teams_unasked_and_unhelpful_offerings(store: Store,
     assert [(o.id, o.not_helpful) for o in report.most_unhelpful] == [("vpn", 1)]
     quiet = owners_report(load_activity(store, 30, now=NOW + timedelta(days=100)), catalog)
     assert [o.id for o in quiet.unasked] == ["standard-laptop", "laptop-repair", "vpn"]
+
+
+def test_owners_text_shows_what_happened_not_a_line_of_zeros_per_offering(
+        store: Store, catalog: Catalog) -> None:
+    ask(store, "vpn from home", "answer", offering="vpn")
+    text = owners_report(load_activity(store, 30), catalog).view().text()
+    lines = text.splitlines()
+    # Each offering once: an active one with its numbers, the quiet ones named together.
+    assert "  VPN [vpn]: 1 question, 0 helpful, 0 not helpful, 0 request clicks" in lines
+    assert ("  Not asked for: Laptop repair [laptop-repair], Standard laptop "
+            "[standard-laptop]") in lines
+    assert not [line for line in lines if "0 questions, 0 helpful" in line]
+    assert len(lines) < 15
+    # A Slack id means nothing on a terminal: `#workplace` stays, `S0NETWORK1` does not.
+    assert "Workplace (#workplace): 2 offerings, 0 with activity" in text
+    assert "S0NETWORK1" not in text and "Network: 2 offerings, 1 with activity" in text
 
 
 def test_retention_purges_old_questions_and_everything_tied_to_them(store: Store) -> None:
