@@ -4,7 +4,8 @@ sees it, so clients that send slowly or not at all cannot hold the threads Slack
     accept ─▶ the worker's main loop reads what each connection sends, never blocking
               ├─ headers and Content-Length bytes all there ─▶ a thread ─▶ the WSGI app
               ├─ not all there REQUEST_READ_SECONDS after accept ─▶ 408, closed
-              └─ more than MAX_READING connections still sending ─▶ the oldest: 408, closed
+              └─ over MAX_READING connections, or MAX_BUFFERED_BYTES, still sending
+                                                              ─▶ the oldest: 408, closed
 
 gunicorn's sync workers read a request in the process that then answers it: two clients
 trickling a body one byte a second held both workers of a default deployment, and Slack's
@@ -14,9 +15,10 @@ Here the main loop buffers every connection until its request is complete (at mo
 `MAX_BODY_BYTES` of body, the request gate's own limit) or its time is up, like a proxy
 that buffers requests; the thread pool only ever gets requests it can answer at once. A
 slow client costs a socket and what it sent, for at most `REQUEST_READ_SECONDS`, and no
-more than `MAX_READING` of them are kept: a flood pushes out its own oldest connections,
-not Slack's, which arrive whole within milliseconds. Connections are not kept alive (a
-keep-alive connection would be one more to watch, and Slack opens new ones anyway).
+more than `MAX_READING` of them (`MAX_BUFFERED_BYTES` in all) are kept: a flood pushes out
+its own oldest connections, not Slack's, which arrive whole within milliseconds.
+Connections are not kept alive (a keep-alive connection would be one more to watch, and
+Slack opens new ones anyway).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import re
 import selectors
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from gunicorn import util  # type: ignore[import-untyped]
 from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
@@ -40,8 +43,11 @@ from bot.slack.gate import MAX_BODY_BYTES
 # and short enough that a stalled client soon gives its place back.
 REQUEST_READ_SECONDS = 10.0
 # Connections a worker keeps while their requests are still arriving (gunicorn's
-# worker_connections, 1000 by default, bounds all of them, in reading or in a thread).
+# worker_connections, 1000 by default, bounds all of them, in reading or in a thread), and
+# the bytes they may hold in all: 512 clients each a byte short of a 1 MiB body would
+# otherwise hold half a gigabyte.
 MAX_READING = 512
+MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 # Request line and headers: gunicorn itself allows 100 fields of 8190 bytes; Slack's are
 # under 2 KB. Past this the request goes to gunicorn's parser, which refuses it.
 MAX_HEAD_BYTES = 64 * 1024
@@ -108,32 +114,96 @@ class RequestBuffer:
         return bytes(self.data[: self._end])
 
 
+Conn = TypeVar("Conn", bound=Hashable)
+
+
+class Arrivals(Generic[Conn]):
+    """The connections whose request is still arriving, oldest first, and what each has
+    sent so far: at most `max_connections` of them and `max_bytes` in all. Making room
+    always drops the oldest, so a flood of slow clients pushes out its own first members."""
+
+    def __init__(self, *, read_seconds: float = REQUEST_READ_SECONDS,
+                 max_connections: int = MAX_READING,
+                 max_bytes: int = MAX_BUFFERED_BYTES) -> None:
+        self.read_seconds = read_seconds
+        self.max_connections = max_connections
+        self.max_bytes = max_bytes
+        self._buffers: OrderedDict[Conn, RequestBuffer] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._buffers)
+
+    def __contains__(self, conn: object) -> bool:
+        return conn in self._buffers
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
+    def add(self, conn: Conn, now: float) -> list[Conn]:
+        """Start reading `conn`'s request; the connections to drop to make room for it."""
+        dropped = []
+        while self._buffers and len(self._buffers) >= self.max_connections:
+            dropped.append(self._pop_oldest())
+        self._buffers[conn] = RequestBuffer(now + self.read_seconds)
+        return dropped
+
+    def feed(self, conn: Conn, chunk: bytes) -> tuple[bytes | None, list[Conn]]:
+        """Add what `conn` sent: (its complete request, or None while it is still arriving;
+        the connections to drop, oldest first, to keep within `max_bytes`, which can be
+        `conn` itself)."""
+        buffer = self._buffers[conn]
+        self._bytes += len(chunk)
+        if buffer.feed(chunk):
+            self.remove(conn)
+            return buffer.request(), []
+        dropped = []
+        while self._bytes > self.max_bytes and self._buffers:
+            dropped.append(self._pop_oldest())
+        return None, dropped
+
+    def expired(self, now: float) -> list[Conn]:
+        """The connections whose time to send a request is up (they are forgotten here)."""
+        late = []
+        while self._buffers:
+            conn, buffer = next(iter(self._buffers.items()))
+            if buffer.deadline > now:
+                break
+            late.append(conn)
+            self.remove(conn)
+        return late
+
+    def remove(self, conn: Conn) -> None:
+        buffer = self._buffers.pop(conn, None)
+        if buffer is not None:
+            self._bytes -= len(buffer.data)
+
+    def _pop_oldest(self) -> Conn:
+        conn = next(iter(self._buffers))
+        self.remove(conn)
+        return conn
+
+
 class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker with requests buffered whole by its main loop."""
 
-    read_seconds = REQUEST_READ_SECONDS
-    max_reading = MAX_READING
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Oldest first: deadlines come in the order connections were accepted.
-        self._reading: OrderedDict[int, tuple[Any, RequestBuffer]] = OrderedDict()
+        self._arrivals: Arrivals[Any] = Arrivals()
 
     def enqueue_req(self, conn: Any) -> None:
         """gthread hands every accepted connection here; only complete requests go on."""
         if getattr(conn, _BUFFERED, False):
             super().enqueue_req(conn)
             return
-        while len(self._reading) >= self.max_reading:
-            oldest, _ = next(iter(self._reading.values()))
+        for oldest in self._arrivals.add(conn, time.monotonic()):
             self._drop(oldest, answer=True)
-        self._reading[id(conn)] = (conn, RequestBuffer(time.monotonic() + self.read_seconds))
         conn.sock.setblocking(False)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
 
     def _readable(self, conn: Any, _sock: object) -> None:
-        entry = self._reading.get(id(conn))
-        if entry is None:
+        if conn not in self._arrivals:
             return
         try:
             chunk = conn.sock.recv(RECV_BYTES)
@@ -142,21 +212,22 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         except OSError:
             chunk = b""
         if not chunk:  # the client went away before its request was complete
+            self._arrivals.remove(conn)
             self._drop(conn, answer=False)
             return
-        buffer = entry[1]
-        if not buffer.feed(chunk):
+        request, dropped = self._arrivals.feed(conn, chunk)
+        for oldest in dropped:
+            self._drop(oldest, answer=True)
+        if request is None:
             return
-        del self._reading[id(conn)]
         self.poller.unregister(conn.sock)
         # gunicorn parses from an iterable as from a socket; the thread never waits.
-        conn.parser = RequestParser(self.cfg, iter([buffer.request()]), conn.client)
+        conn.parser = RequestParser(self.cfg, iter([request]), conn.client)
         conn.data_ready = True
         setattr(conn, _BUFFERED, True)
         super().enqueue_req(conn)
 
     def _drop(self, conn: Any, *, answer: bool) -> None:
-        self._reading.pop(id(conn), None)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
         if answer:
@@ -171,11 +242,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         whose request did not arrive in time (all of them when the worker stops)."""
         super().murder_keepalived(*args, **kwargs)
         force = bool(args[0] if args else kwargs.get("force", False))
-        now = time.monotonic()
-        while self._reading:
-            conn, buffer = next(iter(self._reading.values()))
-            if buffer.deadline > now and not force:
-                break
+        late = self._arrivals.expired(float("inf") if force else time.monotonic())
+        for conn in late:
             self._drop(conn, answer=True)
 
     def finish_request(self, conn: Any, fs: Any) -> None:

@@ -145,7 +145,7 @@ class Question(Base):
     """Asked by an admin: left out of the reports, which count these apart."""
 
 
-# One rating per question: a later click by the asker changes it (revision 0003).
+# One rating per question: a later click by the asker changes it (revision 0005).
 ONE_PER_QUESTION = "question_id IS NOT NULL"
 
 

@@ -22,7 +22,7 @@ from slackfakes import WAIT_SECONDS, FakeSlackAPI, SlackSender
 from test_serve_process import Host, serve_hosts
 
 from bot.slack.gate import MAX_BODY_BYTES
-from bot.slack.worker import REQUEST_READ_SECONDS, RequestBuffer
+from bot.slack.worker import REQUEST_READ_SECONDS, Arrivals, RequestBuffer
 
 # Per worker of the default deployment (2): more slow clients than a sync worker has
 # processes and than a threaded one has threads.
@@ -144,3 +144,44 @@ def test_a_head_that_never_ends_goes_to_the_parser_to_be_refused() -> None:
     buffer = RequestBuffer(deadline=0.0, max_head=100)
     assert not buffer.feed(b"GET / HTTP/1.1\r\nX-A: " + b"a" * 50)
     assert buffer.feed(b"a" * 60)
+
+
+# --- the connections still sending, on their own --------------------------------------------
+
+HEAD_OF_1000 = b"POST /slack/events HTTP/1.1\r\nContent-Length: 1000\r\n\r\n"
+
+
+def test_a_new_connection_pushes_out_the_oldest_still_sending() -> None:
+    arrivals: Arrivals[str] = Arrivals(max_connections=2)
+    assert arrivals.add("slow-1", now=0.0) == []
+    assert arrivals.add("slow-2", now=1.0) == []
+    assert arrivals.add("slack", now=2.0) == ["slow-1"]
+    request, dropped = arrivals.feed("slack", b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert request is not None and dropped == []
+    assert "slack" not in arrivals and len(arrivals) == 1
+
+
+def test_the_bytes_held_for_unfinished_requests_are_bounded() -> None:
+    arrivals: Arrivals[str] = Arrivals(max_bytes=3000)
+    for name in ("a", "b", "c"):
+        arrivals.add(name, now=0.0)
+        assert arrivals.feed(name, HEAD_OF_1000 + b"x" * 900) == (None, [])
+    # A fourth of the same is over the budget: the oldest go first, until it fits again.
+    arrivals.add("d", now=0.0)
+    request, dropped = arrivals.feed("d", HEAD_OF_1000 + b"x" * 900)
+    assert request is None and dropped == ["a"]
+    assert arrivals.buffered_bytes <= 3000
+    # A complete request gives its bytes back.
+    request, _ = arrivals.feed("b", b"x" * 100)
+    assert request is not None and request.endswith(b"x" * 1000)
+    assert arrivals.buffered_bytes == 2 * len(HEAD_OF_1000 + b"x" * 900)
+
+
+def test_connections_whose_time_is_up_are_let_go_oldest_first() -> None:
+    arrivals: Arrivals[str] = Arrivals(read_seconds=10.0)
+    arrivals.add("early", now=0.0)
+    arrivals.add("late", now=5.0)
+    assert arrivals.expired(now=9.9) == []
+    assert arrivals.expired(now=10.0) == ["early"]
+    assert arrivals.expired(now=100.0) == ["late"]
+    assert len(arrivals) == 0 and arrivals.buffered_bytes == 0

@@ -121,8 +121,8 @@ def test_a_database_from_before_migrations_keeps_its_event_claims(db_url: str) -
         store.close()
 
 
-def test_revision_0003_keeps_the_newest_rating_of_each_question(db_url: str) -> None:
-    # Before 0003 every click was a row: five "Not what I need" on one card made five.
+def test_revision_0005_keeps_the_newest_rating_of_each_question(db_url: str) -> None:
+    # Before 0005 every click was a row: five "Not what I need" on one card made five.
     from alembic import command
     from alembic.script import ScriptDirectory
 
@@ -133,8 +133,7 @@ def test_revision_0003_keeps_the_newest_rating_of_each_question(db_url: str) -> 
         store.sqlite_file.parent.mkdir(parents=True)
     try:
         with store.engine.begin() as conn:
-            # Whatever comes before 0003 once the branches' revisions are chained.
-            before = ScriptDirectory.from_config(alembic_config()).get_revision("0003")
+            before = ScriptDirectory.from_config(alembic_config()).get_revision("0005")
             command.upgrade(alembic_config(conn), str(before.down_revision))
             conn.execute(text("INSERT INTO questions (id, asked_at, surface, text, decision, "
                               "confidence, latency_ms, none_fitted) VALUES (1, :now, 'dm', "

@@ -195,12 +195,12 @@ def test_requests_of_a_period_come_with_their_items(book: RequestBook) -> None:
     assert [(r.request.id, len(r.items)) for r in found] == [(recent.request.id, 3)]
 
 
-def test_revision_0005_downgrades_and_upgrades_again(store: Store) -> None:
+def test_revision_0003_downgrades_and_upgrades_again(store: Store) -> None:
     with store.engine.begin() as conn:
         command.downgrade(alembic_config(conn), "0002")
     with store.engine.connect() as conn:
         assert not {"requests", "request_outbox"} & set(inspect(conn).get_table_names())
-    assert "0005" in store.upgrade()
+    assert "0003" in store.upgrade()
     indexes = {i["name"] for i in inspect(store.engine).get_indexes("request_outbox")}
     assert "ix_request_outbox_due" in indexes
     assert RequestBook(store).submit(new_request(), ITEMS).created

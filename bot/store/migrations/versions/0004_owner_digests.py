@@ -1,7 +1,7 @@
 """Owner digests: one claim per period, and each message of it.
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0003
 Create Date: 2026-11-30
 
 `digest_runs` has one row per digest period (its name is the primary key, so exactly one
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0005"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
