@@ -8,7 +8,12 @@
 
 A reload that finds errors keeps serving the last good catalogue and reports
 the problems. The matcher is swapped in one reference assignment, so a question
-being answered during a reload finishes with the matcher it started with.
+being answered during a reload finishes with the matcher it started with. A reload
+that finds the same catalogue keeps the matcher it has: under gunicorn that matcher
+was built by the master before forking and is shared with the other workers, while a
+rebuilt one would be this worker's own copy. After a reload that did change it,
+`on_reload` runs (under gunicorn: ask the master to load it too and fork new workers
+that share it, `bot.slack.workers`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ def fingerprint(root: Path) -> Fingerprint:
     return tuple(sorted(found))
 
 
+def same_catalogue(a: Catalog, b: Catalog) -> bool:
+    """Equal offerings from the same places: a matcher built for one serves the other as is
+    (answers name the file and line an offering came from)."""
+    return a == b and [o.source for o in a] == [o.source for o in b]
+
+
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
     """What a reload did: a diff on success, else the problems (the old catalogue stays)."""
@@ -68,14 +79,19 @@ class LiveCatalogue:
     """The current matcher of one worker, reloadable from disk and from the store's signal."""
 
     def __init__(self, knowledge: Path, mode: str, matcher: Matcher,
-                 guard: BestEffort | None = None, *, watch: bool = True) -> None:
+                 guard: BestEffort | None = None, *, watch: bool = True,
+                 loaded_from: Fingerprint | None = None,
+                 on_reload: Callable[[], object] | None = None) -> None:
+        """`loaded_from`: the files' fingerprint when `matcher` was built, if not now (a
+        matcher built before gunicorn forked); an edit made since is then reloaded."""
         self.knowledge = knowledge
         self.mode = mode
         self.watch = watch
         self._matcher = matcher
         self._guard = guard
+        self._on_reload = on_reload
         self._reload_lock = threading.Lock()
-        self._fingerprint = fingerprint(knowledge)
+        self._fingerprint = fingerprint(knowledge) if loaded_from is None else loaded_from
         self._generation = self._read_generation() or 0
 
     @property
@@ -109,11 +125,16 @@ class LiveCatalogue:
                           self.knowledge, len(self.catalog),
                           "\n".join(p.render() for p in report.errors))
                 return ReloadResult(None, report.problems, len(self.catalog))
-            matcher = build_matcher(report.catalog, self.mode)
             diff = self.catalog.diff(report.catalog)
-            self._matcher = matcher
+            if same_catalogue(report.catalog, self.catalog):
+                log.info("reloaded %s: %d offerings, unchanged; keeping the matcher",
+                         self.knowledge, len(report.catalog))
+                return ReloadResult(diff, report.problems, len(report.catalog))
+            self._matcher = build_matcher(report.catalog, self.mode)
             log.info("reloaded %s: %d offerings; %s", self.knowledge, len(report.catalog),
                      diff.summary())
+            if self._on_reload is not None:
+                self._on_reload()
             return ReloadResult(diff, report.problems, len(report.catalog))
 
     def reload_everywhere(self) -> ReloadResult:

@@ -2,7 +2,8 @@
 
 `app` builds the Bolt app from the environment and wires the handlers (`handlers/` at
 the repository's top) to the core; `gate` checks size, signature and shape of a request
-before Bolt parses it; `serve` runs it over HTTP (gunicorn) or Socket Mode;
+before Bolt parses it; `server` runs it over HTTP (gunicorn, whose master loads the
+matcher once for all workers) or Socket Mode, and `serve` is its `concierge serve` command;
 `operations` reads the operations settings; `replies` and `admin_replies` build the Block
 Kit messages and views. Only this layer and `handlers/` import `slack_bolt` or
 `slack_sdk`; it may import every layer below it, and never the command line.

@@ -78,7 +78,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     # Deferred: `concierge ask` and `check` must not pay for importing Bolt and gunicorn.
-    from bot.slack.app import SlackConfig, serve
+    from bot.slack.app import SlackConfig
+    from bot.slack.server import serve
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
