@@ -20,7 +20,7 @@ import pytest
 
 from bot.catalogue.loader import load_catalog
 from bot.catalogue.models import DecisionKind
-from bot.live import LiveCatalogue
+from bot.live import LiveCatalogue, fingerprint
 from bot.matching.engine import build_matcher
 
 NEED = "I need the printer toner"
@@ -202,3 +202,40 @@ def test_a_file_unreadable_by_permission_is_reported(write_catalogue: Write,
         assert seen["answer"] == DecisionKind.ANSWER.value
     finally:
         shutil.rmtree(kdir)
+
+
+def test_a_reload_that_finds_the_same_catalogue_keeps_the_matcher(
+        kdir: Path, write: Write) -> None:
+    """Under gunicorn the matcher was built before the fork and is shared by the workers; a
+    rebuilt one would be each worker's own copy."""
+    path = write("print.yaml", "printer-toner")
+    reloads: list[str] = []
+    live = LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"),
+                         on_reload=lambda: reloads.append("reloaded"))
+    kept = live.matcher
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    result = live.poll()
+    assert result is not None and result.ok and result.diff is not None
+    assert result.diff.is_empty
+    assert live.matcher is kept
+    assert reloads == []
+
+    write("print.yaml", "printer-toner", "printer-repair")
+    changed = live.poll()
+    assert changed is not None and changed.diff is not None
+    assert changed.diff.added == ("printer-repair",)
+    assert live.matcher is not kept
+    assert reloads == ["reloaded"]
+
+
+def test_an_edit_made_after_the_matcher_was_built_is_reloaded(kdir: Path,
+                                                              write: Write) -> None:
+    """A matcher built in gunicorn's master before an edit, handed to a worker after it."""
+    write("print.yaml", "printer-toner")
+    before_edit = fingerprint(kdir)
+    matcher = build_matcher(load_catalog(kdir), "lexical")
+    write("print.yaml", "printer-toner", "printer-repair")
+    live = LiveCatalogue(kdir, "lexical", matcher, loaded_from=before_edit)
+    result = live.poll()
+    assert result is not None and result.diff is not None
+    assert result.diff.added == ("printer-repair",)
