@@ -4,7 +4,9 @@
     ├── ConfigError           a setting (environment variable, flag) is missing or malformed
     ├── KnowledgeError        the knowledge directory has errors; carries every Problem found
     ├── EmbeddingUnavailable  semantic mode was asked for but the model or its runtime is missing
-    └── StoreUnavailable      the database cannot be reached, or its schema is not up to date
+    ├── StoreUnavailable      the database cannot be reached, or its schema is not up to date
+    ├── EditError             suggested needs cannot be added to a knowledge file in place
+    └── ChartUnavailable      a chart was asked for but the plotting library is not installed
 
 Exceptions carry their context as keyword-only fields, so callers can render
 them without parsing messages.
@@ -56,3 +58,21 @@ class StoreUnavailable(ConciergeError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(f"{url}: {message}")
         self.url = url
+
+
+class EditError(ConciergeError):
+    """Needs cannot be added to `offering` in the knowledge file `path` in place (near `line`)."""
+
+    def __init__(self, message: str, *, path: str, line: int, offering: str) -> None:
+        super().__init__(f"{path}:{line}: {offering}: {message}")
+        self.path = path
+        self.line = line
+        self.offering = offering
+
+
+class ChartUnavailable(ConciergeError):
+    """A chart was asked for but `package` (the `chart` extra) is not installed."""
+
+    def __init__(self, message: str, *, package: str) -> None:
+        super().__init__(f"{package}: {message}")
+        self.package = package

@@ -125,7 +125,7 @@ class Concierge:
         admin_log.info("/concierge %s %s by %s", command.name, command.days, user)
         if self.desk is None:
             return [none_message(None, self.service_desk, why="Admin commands are off.")]
-        cli = command.name if command.name in ("stats", "gaps", "owners") else None
+        cli = command.name if command.name in ("stats", "gaps", "owners", "suggest") else None
         return report_messages(self.desk.run(command),
                                command=f"{cli} --days {command.days}" if cli else None)
 

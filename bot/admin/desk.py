@@ -31,6 +31,7 @@ from bot.admin.reports import (
     owners_report,
     stats_report,
 )
+from bot.admin.suggest import suggest
 from bot.catalogue.loader import check_knowledge
 from bot.live import LiveCatalogue, ReloadResult
 from bot.store.database import Store
@@ -47,12 +48,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                        "nearest offering and its owner"),
     "owners": ("[days]", "offerings per owner team; offerings nobody asked for; offerings "
                          "rated not helpful most often"),
+    "suggest": ("[days]", "needs to add, learnt from real questions (choices picked, answers "
+                          "rated helpful), with what each would change and YAML to paste"),
     "reload": ("", "re-read the knowledge directory on every worker (errors keep the last "
                    "good catalogue)"),
     "check": ("", "validate the live knowledge directory (`concierge check`)"),
     "help": ("", "this list"),
 }
-WITH_DAYS = frozenset({"stats", "gaps", "owners"})
+WITH_DAYS = frozenset({"stats", "gaps", "owners", "suggest"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,8 @@ class AdminDesk:
             return stats_report(activity, catalog).view()
         if name == "gaps":
             return gaps_report(activity, catalog).view()
+        if name == "suggest":
+            return suggest(activity, self.live.matcher).view()
         return owners_report(activity, catalog).view()
 
 

@@ -81,6 +81,8 @@ class Need:
     reason: str
     """declined, abandoned (a "Did you mean…" left without a choice) or not_helpful."""
     nearest_offering_id: str | None = None
+    ref: int | None = None
+    """The caller's handle on this need (such as an index), handed back in `NeedGroup.refs`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ class NeedGroup:
     reasons: tuple[tuple[str, int], ...]
     """(reason, count), commonest first."""
     nearest_offering_id: str | None
+    refs: tuple[int, ...] = ()
+    """The `ref` of every member that has one, commonest wording first."""
 
 
 def group_needs(needs: Iterable[Need], *, examples: int = EXAMPLES) -> list[NeedGroup]:
@@ -146,4 +150,5 @@ def _summarise(wordings: list[list[Need]], examples: int) -> NeedGroup:
     return NeedGroup(
         count=len(members), examples=tuple(shown[:examples]),
         reasons=tuple(reasons),
-        nearest_offering_id=nearest.most_common(1)[0][0] if nearest else None)
+        nearest_offering_id=nearest.most_common(1)[0][0] if nearest else None,
+        refs=tuple(n.ref for n in members if n.ref is not None))

@@ -16,7 +16,7 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -72,6 +72,17 @@ class Activity:
     ratings: tuple[Rating, ...]
     request_clicks: tuple[str, ...]
     """The offering id of each Request click."""
+    requested: tuple[tuple[int, str], ...] = ()
+    """(question id, offering id) of each Request click tied to a recorded question."""
+
+    @property
+    def until(self) -> datetime:
+        return self.since + timedelta(days=self.days)
+
+
+def utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def load_activity(store: Store, days: int = DEFAULT_DAYS,
@@ -81,7 +92,7 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
     since = until - timedelta(days=days)
     with store.engine.connect() as conn:
         questions = tuple(AskedQuestion(
-            id=int(r.id), asked_at=r.asked_at, surface=r.surface, user_hash=r.user_hash,
+            id=int(r.id), asked_at=utc(r.asked_at), surface=r.surface, user_hash=r.user_hash,
             text=r.text, decision=r.decision, offering_id=r.offering_id,
             nearest_offering_id=r.nearest_offering_id,
             chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
@@ -93,10 +104,14 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
                         for r in conn.execute(select(Feedback).where(
                             Feedback.given_at >= since, Feedback.given_at <= until)
                             .order_by(Feedback.id)))
-        clicks = tuple(str(r.offering_id) for r in conn.execute(
-            select(RequestClick.offering_id).where(RequestClick.clicked_at >= since,
-                                                  RequestClick.clicked_at <= until)))
-    return Activity(days, since, questions, ratings, clicks)
+        click_rows = conn.execute(
+            select(RequestClick.offering_id, RequestClick.question_id).where(
+                RequestClick.clicked_at >= since, RequestClick.clicked_at <= until)
+            .order_by(RequestClick.id)).all()
+    clicks = tuple(str(r.offering_id) for r in click_rows)
+    requested = tuple((int(r.question_id), str(r.offering_id)) for r in click_rows
+                      if r.question_id is not None)
+    return Activity(days, since, questions, ratings, clicks, requested)
 
 
 # --- presentation shared by the CLI and Slack ---------------------------------------------
@@ -106,6 +121,9 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
 class Section:
     heading: str
     lines: tuple[str, ...]
+    preformatted: bool = False
+    """Lines to show exactly as they are (YAML to paste): a code block in Slack, not
+    indented on the terminal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +138,8 @@ class ReportView:
         for section in self.sections:
             parts.append("")
             parts.append(section.heading)
-            parts += [f"  {line}" for line in section.lines]
+            indent = "" if section.preformatted else "  "
+            parts += [f"{indent}{line}" for line in section.lines]
         return "\n".join(parts)
 
 
@@ -128,7 +147,7 @@ def _share(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "-"
 
 
-def _period(days: int, since: datetime) -> str:
+def period_label(days: int, since: datetime) -> str:
     return f"last {days} day{'s' if days != 1 else ''} (since {since:%Y-%m-%d %H:%M} UTC)"
 
 
@@ -219,7 +238,7 @@ class StatsReport:
                            and self.latency_p95_ms is not None else "-"),
         ]
         top = [f"{t.count:>5}  {t.offering.label()}" for t in self.top_offerings]
-        return ReportView(f"Concierge stats, {_period(self.days, self.since)}", (
+        return ReportView(f"Concierge stats, {period_label(self.days, self.since)}", (
             Section("Overview", tuple(overview)),
             Section("Top offerings (answered or picked)",
                     tuple(top) or ("No offering was served in this period.",)),
@@ -288,7 +307,7 @@ class GapsReport:
             lines.append(f"{g.count:>4} × {examples} ({why}{near})")
         heading = (f"{self.unmet} unmet needs in {len(self.gaps)} groups, most frequent first"
                    if self.gaps else "Unmet needs")
-        return ReportView(f"Concierge gaps, {_period(self.days, self.since)}", (
+        return ReportView(f"Concierge gaps, {period_label(self.days, self.since)}", (
             Section(heading, tuple(lines) or ("No unmet needs in this period.",)),
         ))
 
@@ -371,7 +390,7 @@ class OwnersReport:
         sections.append(Section("Rated not helpful most often", tuple(
             f"{o.not_helpful:>4}  {o.name} [{o.id}] (of {o.not_helpful + o.helpful} ratings)"
             for o in self.most_unhelpful) or ("No offering was rated not helpful.",)))
-        return ReportView(f"Concierge owners, {_period(self.days, self.since)}",
+        return ReportView(f"Concierge owners, {period_label(self.days, self.since)}",
                           tuple(sections))
 
 

@@ -19,7 +19,9 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import sys
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,8 +38,13 @@ from jsonschema.exceptions import ValidationError
 from bot.catalogue import cache as catalog_cache
 from bot.catalogue.cache import DiskCache
 from bot.catalogue.models import (
+    MAX_FORM_FIELDS,
     Catalog,
+    DeliverTo,
+    FieldType,
+    FormField,
     Kind,
+    KnownWebhooks,
     Lifecycle,
     Offering,
     Owner,
@@ -120,19 +127,23 @@ def _offering_fields() -> tuple[str, ...]:
     return tuple(_schema()["$defs"]["offering"]["properties"])
 
 
-def load_catalog(root: str | os.PathLike[str], *, cache: bool = True) -> Catalog:
+def load_catalog(root: str | os.PathLike[str], *, cache: bool = True,
+                 webhooks: KnownWebhooks | None = None) -> Catalog:
     """Load and validate; raise `KnowledgeError` carrying every problem if any is an error."""
-    report = check_knowledge(root, cache=cache)
+    report = check_knowledge(root, cache=cache, webhooks=webhooks)
     if report.catalog is None:
         raise KnowledgeError(report.problems)
     return report.catalog
 
 
-def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True) -> LoadReport:
+def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True,
+                    webhooks: KnownWebhooks | None = None) -> LoadReport:
     """Validate a knowledge directory and build the catalogue if it has no errors.
 
     With `cache`, files unchanged since they last passed are taken from the cache of
-    validated files instead of being parsed and validated again.
+    validated files instead of being parsed and validated again. With `webhooks`, the
+    webhook names that request forms deliver to are checked against those configured
+    (the environment is not the catalogue's business: the caller says what it knows).
     """
     base = Path(root)
     problems: list[Problem] = []
@@ -149,7 +160,7 @@ def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True) -> Load
         validated.save()
     if not files and not problems:
         problems.append(Problem(str(base), 0, "knowledge", "no *.yaml or *.yml files found"))
-    offerings = _cross_check(raw, problems)
+    offerings = _cross_check(raw, problems, webhooks)
     problems.sort(key=lambda p: (p.path, p.line, p.severity != Severity.ERROR))
     hits = validated.hits if validated is not None else 0
     if any(p.is_error for p in problems):
@@ -188,6 +199,7 @@ class _RawOffering:
 # What the cross-file rules look up in an offering's line index (`_cross_check`); only
 # these lines are kept past validation, which keeps cached files small and quick to read.
 _CROSS_CHECKED = frozenset({"id", "includes", "replaced_by", "lifecycle"})
+_CROSS_CHECKED_REQUEST = frozenset({"form", "deliver_to"})
 
 # A validated file as cached: per offering, its data, first line and cross-checked lines.
 _CachedFile = tuple[tuple[dict[str, Any], int, dict[JsonPath, int]], ...]
@@ -406,13 +418,19 @@ def _validate_offering(item: Any, lines: dict[JsonPath, int], where: str,
     item = {str(k): v for k, v in item.items()}
     errors = sorted(_offering_validator().iter_errors(item), key=lambda e: list(e.path).__str__())
     if not errors:
-        checked = {at: n for at, n in lines.items() if not at or at[0] in _CROSS_CHECKED}
+        checked = {at: n for at, n in lines.items() if _cross_checked(at)}
         return [_RawOffering(item, where, start, checked)]
     found: dict[Problem, None] = {}
     for error in errors:
         found.update(dict.fromkeys(_explain(error, item, lines, where)))
     problems.extend(found)
     return []
+
+
+def _cross_checked(at: JsonPath) -> bool:
+    if not at or at[0] in _CROSS_CHECKED:
+        return True
+    return at[0] == "request" and len(at) >= 2 and at[1] in _CROSS_CHECKED_REQUEST
 
 
 def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPath, int],
@@ -427,7 +445,23 @@ def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPa
         parent = instance if isinstance(instance, Mapping) else {}
         for name in required:
             if name not in parent:
-                yield Problem(where, line, _dotted(at + (name,)), "required field is missing")
+                message = ("a `choice` field needs `options`: the answers to pick from"
+                           if name == "options" else "required field is missing")
+                yield Problem(where, line, _dotted(at + (name,)), message)
+        return
+    if validator == "dependentRequired":
+        present = "form" if "form" in instance else "deliver_to"
+        missing = "deliver_to" if present == "form" else "form"
+        message = ("a form needs `deliver_to`: where submitted requests go (`channel`, "
+                   "`owner: true` and/or `webhook`)" if missing == "deliver_to" else
+                   "`deliver_to` without a `form`: add the form's questions, or remove "
+                   "`deliver_to`")
+        yield Problem(where, _line_for(lines, at + (present,)), _dotted(at + (missing,)),
+                      message)
+        return
+    if validator == "not" and isinstance(instance, Mapping) and "options" in instance:
+        yield Problem(where, _line_for(lines, at + ("options",)), _dotted(at + ("options",)),
+                      "only a `type: choice` field has `options`")
         return
     if validator == "additionalProperties":
         schema: Any = error.schema
@@ -443,7 +477,8 @@ def _explain(error: ValidationError, item: Mapping[str, Any], lines: dict[JsonPa
 
 
 def _message(error: ValidationError, at: JsonPath) -> str:
-    validator, instance = error.validator, error.instance
+    validator = error.validator
+    instance: Any = error.instance
     choices: Any = error.validator_value
     leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
     if validator == "enum":
@@ -454,10 +489,27 @@ def _message(error: ValidationError, at: JsonPath) -> str:
         wanted = {"string": "text", "array": "a list", "object": "a mapping"}.get(
             str(choices), str(choices))
         return f"must be {wanted}, not {_type_name(instance)}"
+    if validator == "maxItems" and leaf == "form":
+        return f"has {len(instance)} fields; a form has at most {MAX_FORM_FIELDS}"
+    if validator == "maxItems":
+        return f"has {len(instance)} items; at most {choices} are allowed"
+    if validator == "maxLength":
+        return f"is {len(instance)} characters long; at most {choices} are allowed"
+    if validator == "uniqueItems":
+        return "lists the same option twice"
     if validator in ("minLength", "minItems") or (validator == "pattern" and leaf not in
                                                   ("id", "url", "contact", "includes",
-                                                   "replaced_by")):
+                                                   "replaced_by", "channel", "webhook")):
         return "must not be empty"
+    if validator == "pattern" and leaf == "channel":
+        return f"must be a channel, `#name` or its id `C…`, not {instance!r}"
+    if validator == "pattern" and leaf == "webhook":
+        return (f"must be a webhook's name (lowercase letters, digits and `_`, e.g. "
+                f"`servicedesk`), not {instance!r}: its URL and secret are set in the "
+                "environment, never here")
+    if validator == "pattern" and leaf == "id" and "form" in at:
+        return (f"{instance!r} is not a valid field id: use lowercase letters, digits, `-` and "
+                "`_` (at most 50), e.g. `needed-by`")
     if validator == "pattern":
         if leaf == "url":
             parsed = urlsplit(str(instance))
@@ -470,11 +522,14 @@ def _message(error: ValidationError, at: JsonPath) -> str:
         return (f"{instance!r} is not a valid id: use lowercase letters, digits and hyphens, "
                 "e.g. `laptop-standard`")
     if validator == "anyOf" and leaf == "request":
-        return "needs a `url` or `steps` (or both)"
+        return "needs a `url`, `steps` or a `form` (or several)"
+    if validator == "anyOf" and leaf == "deliver_to":
+        return "needs a `channel`, `owner: true` and/or a `webhook`"
     return error.message
 
 
-def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem]) -> list[Offering]:
+def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem],
+                 webhooks: KnownWebhooks | None = None) -> list[Offering]:
     first_seen: dict[str, _RawOffering] = {}
     unique: list[_RawOffering] = []
     for r in raw:
@@ -516,6 +571,7 @@ def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem]) -> list[O
                                     "retired without `replaced_by`: employees who ask for it "
                                     "will be told it is retired with nothing to order instead",
                                     Severity.WARNING))
+        _check_form(r, problems, webhooks)
     offerings = [_build(r) for r in unique]
     catalog = Catalog(tuple(offerings))
     for r, o in zip(unique, offerings, strict=True):
@@ -523,6 +579,85 @@ def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem]) -> list[O
             problems.append(Problem(r.path, _line_for(r.lines, ("replaced_by",)), "replaced_by",
                                     "the replacement chain never reaches a live offering"))
     return offerings
+
+
+# Owner contacts that a request can be delivered to: a user (as a direct message from the
+# app) or a channel. A usergroup or an email address cannot receive a Slack message.
+_DELIVERABLE_CONTACT = re.compile(r"[UW][A-Z0-9]{6,}|[CG][A-Z0-9]{6,}|#[a-z0-9][a-z0-9._-]*")
+
+
+def _check_form(r: _RawOffering, problems: list[Problem],
+                webhooks: KnownWebhooks | None) -> None:
+    """The rules of a request form that the schema cannot say: unique field ids, an owner
+    that can receive a message, webhook names that are configured."""
+    request = r.data["request"]
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(request.get("form", ())):
+        field_id = _field_id(spec, i)
+        if field_id in seen:
+            problems.append(Problem(
+                r.path, _line_for(r.lines, ("request", "form", i)), f"request.form[{i}]",
+                f"field id {field_id!r} is also the id of request.form[{seen[field_id]}]; give "
+                "one of them another `id` (answers are keyed by it)"))
+        seen.setdefault(field_id, i)
+    deliver_to = request.get("deliver_to") or {}
+    if deliver_to.get("owner"):
+        contact = r.data["owner"].get("contact")
+        if contact is None or not _DELIVERABLE_CONTACT.fullmatch(contact):
+            what = ("there is no `owner.contact`" if contact is None else
+                    f"the owner contact {contact!r} is {_contact_kind(contact)}")
+            problems.append(Problem(
+                r.path, _line_for(r.lines, ("request", "deliver_to", "owner")),
+                "request.deliver_to.owner",
+                f"{what}, which cannot receive a request; set `owner.contact` to a user (U…) "
+                "or a channel (#name or C…), or use `channel:`"))
+    name = deliver_to.get("webhook")
+    if name is not None and webhooks is not None and name not in webhooks.names:
+        line = _line_for(r.lines, ("request", "deliver_to", "webhook"))
+        if not webhooks.names and not webhooks.strict:
+            problems.append(Problem(
+                r.path, line, "request.deliver_to.webhook",
+                f"webhook {name!r} cannot be checked: no webhook is configured here "
+                f"({webhooks.source})", Severity.WARNING))
+        else:
+            known = ", ".join(sorted(webhooks.names)) or "none"
+            problems.append(Problem(
+                r.path, line, "request.deliver_to.webhook",
+                f"unknown webhook {name!r}{_did_you_mean(name, sorted(webhooks.names))}; "
+                f"configured: {known} ({webhooks.source})"))
+
+
+def _contact_kind(contact: str) -> str:
+    if re.fullmatch(r"S[A-Z0-9]{6,}", contact):
+        return "a usergroup"
+    return "an email address" if "@" in contact else "not a user or channel"
+
+
+def _field_id(spec: Mapping[str, Any], index: int) -> str:
+    """A field's written `id`, else one made from its label (`Needed by?` → `needed-by`)."""
+    written = spec.get("id")
+    if written:
+        return str(written)
+    ascii_label = unicodedata.normalize("NFKD", str(spec["label"])).encode(
+        "ascii", "ignore").decode().lower()
+    made = re.sub(r"[^a-z0-9]+", "-", ascii_label).strip("-")[:50].strip("-")
+    return made or f"field-{index + 1}"
+
+
+def _build_request(request: Mapping[str, Any]) -> RequestInfo:
+    form = tuple(
+        FormField(id=_field_id(spec, i), label=_clean(spec["label"]),
+                  type=FieldType(spec.get("type", "text")),
+                  required=bool(spec.get("required", False)),
+                  help=_opt(spec.get("help")),
+                  options=tuple(_clean(o) for o in spec.get("options", ())))
+        for i, spec in enumerate(request.get("form", ())))
+    deliver = request.get("deliver_to")
+    deliver_to = None if deliver is None else DeliverTo(
+        channel=deliver.get("channel"), owner=bool(deliver.get("owner", False)),
+        webhook=deliver.get("webhook"))
+    return RequestInfo(url=request.get("url"), steps=_opt(request.get("steps")), form=form,
+                       deliver_to=deliver_to)
 
 
 def _build(r: _RawOffering) -> Offering:
@@ -535,7 +670,7 @@ def _build(r: _RawOffering) -> Offering:
         summary=_clean(d["summary"]),
         kind=Kind(d["kind"]),
         owner=Owner(team=_clean(owner["team"]), contact=owner.get("contact")),
-        request=RequestInfo(url=request.get("url"), steps=_opt(request.get("steps"))),
+        request=_build_request(request),
         needs=tuple(_clean(n) for n in d["needs"]),
         keywords=tuple(_clean(k) for k in d.get("keywords", ())),
         description=_opt(d.get("description")),

@@ -38,12 +38,62 @@ class Owner:
     contact: str | None = None
 
 
+class FieldType(enum.StrEnum):
+    """What a form field asks for; each becomes its own Slack input element."""
+
+    TEXT = "text"
+    LONG_TEXT = "long text"
+    NUMBER = "number"
+    DATE = "date"
+    CHOICE = "choice"
+    USER = "user"
+    """A person in the workspace (Slack's user picker), e.g. "for whom"."""
+
+
+MAX_FORM_FIELDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """One question of a request form, as the service owner wrote it."""
+
+    id: str
+    """Stable key of the answer (the receiving tool's field name): written, or made from
+    the label."""
+    label: str
+    type: FieldType = FieldType.TEXT
+    required: bool = False
+    help: str | None = None
+    options: tuple[str, ...] = ()
+    """For `choice`: the options offered, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverTo:
+    """Where a submitted request form goes; at least one of the three is set."""
+
+    channel: str | None = None
+    """A Slack channel, `#name` or `C…`/`G…` id: a message with the owner's buttons."""
+    owner: bool = False
+    """The owner contact (a user or a channel) gets the same message."""
+    webhook: str | None = None
+    """A named webhook whose URL and secret come from the environment
+    (`CONCIERGE_WEBHOOK_<NAME>_URL` / `_SECRET`): a signed JSON POST."""
+
+
 @dataclass(frozen=True, slots=True)
 class RequestInfo:
-    """How to order an offering: a link, written steps, or both."""
+    """How to order an offering: a link, written steps, a form in Slack, or several."""
 
     url: str | None = None
     steps: str | None = None
+    form: tuple[FormField, ...] = ()
+    deliver_to: DeliverTo | None = None
+
+    @property
+    def has_form(self) -> bool:
+        """Whether it can be requested inside Slack (a form and where it goes)."""
+        return bool(self.form) and self.deliver_to is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +212,20 @@ class Catalog:
             removed=tuple(sorted(old.keys() - new.keys())),
             changed=tuple(sorted(i for i in old.keys() & new.keys() if old[i] != new[i])),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KnownWebhooks:
+    """The webhook names request forms may deliver to, as the caller of the loader knows them
+    (the catalogue never reads the environment itself)."""
+
+    names: frozenset[str]
+    source: str
+    """How the names were learnt, shown with a problem (e.g. which variables were read)."""
+    strict: bool = True
+    """True where requests are delivered from (`concierge serve`): any unknown name is an
+    error. False for `concierge check` elsewhere: with no name configured at all (a laptop,
+    a CI job without the secrets) a webhook cannot be checked, which is only a warning."""
 
 
 class Severity(enum.StrEnum):

@@ -16,6 +16,7 @@ from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import Catalog, Problem
 from bot.cli.render import decision_json, decision_text
 from bot.cli.reports import add_report_parsers
+from bot.cli.suggest import add_suggest_parser
 from bot.errors import ConciergeError, KnowledgeError
 from bot.matching.engine import build_matcher
 from bot.matching.evaluate import evaluate, load_cases
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     add_report_parsers(sub)
+    add_suggest_parser(sub)
     return parser
 
 

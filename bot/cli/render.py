@@ -49,7 +49,7 @@ def decision_text(decision: Decision, catalog: Catalog) -> str:
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
-    """The stable JSON shape documented in the README."""
+    """The stable JSON shape documented in docs/cli.md."""
     answer = decision.offering.id if decision.offering is not None else None
     return {
         "query": decision.query,

@@ -104,7 +104,7 @@ def open_for_reading() -> Store:
         current, head = store.schema_revision()
     except SQLAlchemyError as exc:
         store.close()
-        raise StoreUnavailable(f"cannot read the database ({_first_line(exc)})",
+        raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
                                url=store.url) from exc
     if current != head:
         store.close()
@@ -113,7 +113,7 @@ def open_for_reading() -> Store:
     return store
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -123,7 +123,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     try:
         activity = load_activity(store, args.days)
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot read the database ({_first_line(exc)})",
+        raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
                                url=store.url) from exc
     finally:
         store.close()
@@ -144,7 +144,7 @@ def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             store.close()
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"upgrade failed ({_first_line(exc)})",
+        raise StoreUnavailable(f"upgrade failed ({first_line(exc)})",
                                url=database_url()) from exc
     if applied:
         print(f"{store.url}: applied {', '.join(applied)}; now at {current}", file=out)
@@ -162,7 +162,7 @@ def cmd_db_status(args: argparse.Namespace, out: TextIO) -> int:
         else:
             current, head = store.schema_revision()
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot read the database ({_first_line(exc)})",
+        raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
                                url=store.url) from exc
     finally:
         store.close()

@@ -119,6 +119,19 @@ class LexicalScores:
         return self.spans.best_example(self.example_scores, offering, positive=True)
 
 
+@dataclass(frozen=True, slots=True)
+class LeftOutNeed:
+    """One need taken out of its offering, to ask it as a question (leave-one-out)."""
+
+    offering: int
+    example: int
+    """Its example index; -1 when it has no content words."""
+    whole: dict[str, float]
+    """The offering's whole-text vector without it."""
+    unknown: frozenset[str]
+    """Stems that only this need brought to the catalogue."""
+
+
 def offering_texts(offering: Offering) -> Iterable[tuple[str, str]]:
     """(field, text) pairs of everything matchable in an offering."""
     for need in offering.needs:
@@ -280,6 +293,9 @@ class LexicalIndex:
         self.examples: Sequence[Example] = Examples(
             catalog, built.example_owners, built.example_fields, built.example_positions)
         self._spans = ExampleSpans.of(built.example_owners, self._n_offerings)
+        self._positions = built.example_positions
+        # The IDF of a stem found in one offering only: log(1 + n).
+        self.max_idf_single = math.log(1 + n) - 1e-9
         self._example_postings = built.example_postings
         self._posting_owners = built.posting_owners
         self._offering_postings = built.offering_postings
@@ -288,17 +304,23 @@ class LexicalIndex:
         return _tf_idf(counts, self.idf)
 
     def analyse(self, query: str, *,
-                is_word: Callable[[str], bool] | None = None) -> QueryTerms:
+                is_word: Callable[[str], bool] | None = None,
+                unknown: frozenset[str] = frozenset()) -> QueryTerms:
         """Stems of the question, typos corrected against the catalogue's own words.
 
         `is_word` tells real words from typos when a dictionary is at hand (the
-        embedding model's vocabulary): a real word is never "corrected".
+        embedding model's vocabulary): a real word is never "corrected". Stems in
+        `unknown` count as words the catalogue does not know (a need left out of the
+        catalogue: the words only it brought).
         """
         counts: dict[str, float] = defaultdict(float)
         corrections: list[tuple[str, str]] = []
         total = known = 0.0
         for word in content_words(query):
             s = stem(word)
+            if s in unknown:
+                total += self.max_idf
+                continue
             if s in self.idf:
                 counts[s] += 1
                 total += self.idf[s]
@@ -332,7 +354,9 @@ class LexicalIndex:
                     return [(head, 0.7), (tail, 0.7)]
         return []
 
-    def score(self, query: str | QueryTerms) -> LexicalScores:
+    def score(self, query: str | QueryTerms, *,
+              left_out: LeftOutNeed | None = None) -> LexicalScores:
+        """`left_out`: score as if that need were not in its offering (see `left_out`)."""
         q = self.analyse(query) if isinstance(query, str) else query
         ex_scores = np.zeros(len(self.examples))
         off_scores = np.zeros(self._n_offerings)
@@ -346,8 +370,42 @@ class LexicalIndex:
             at = offerings.get(t)
             if at is not None:
                 off_scores[offerings.ids[at]] += w * offerings.weights[at]
-        return LexicalScores(self._nearest(ex_scores, touched), np.clip(off_scores, 0, 1),
-                             q, ex_scores, self._spans)
+        nearest = self._nearest(ex_scores, touched)
+        if left_out is not None:
+            k = left_out.offering
+            if left_out.example >= 0:
+                ex_scores[left_out.example] = 0.0
+            start, count = int(self._spans.starts[k]), int(self._spans.counts[k])
+            nearest[k] = float(ex_scores[start:start + count].max()) if count else 0.0
+            off_scores[k] = sum(w * left_out.whole.get(t, 0.0) for t, w in q.weights.items())
+        return LexicalScores(nearest, np.clip(off_scores, 0, 1), q, ex_scores, self._spans)
+
+    def left_out(self, offering: int, need: int) -> LeftOutNeed:
+        """What scoring needs to ask need number `need` of an offering as a question of
+        the catalogue without it: its example, the offering's whole vector without it, and
+        the stems no other text of the catalogue has."""
+        o = self.catalog.offerings[offering]
+        pairs = list(offering_texts(o))
+        del pairs[need]  # needs come first, in order
+        texts = [(f, content_words(t)) for f, t in pairs]
+        whole = self._vector(_whole_weights((f, [stem(w) for w in words])
+                                            for f, words in texts))
+        others = {t for _, words in texts for t in map(stem, words)}
+        need_stems = {stem(w) for w in content_words(o.needs[need])}
+        # A stem found in a single offering (document frequency 1) and nowhere else in this
+        # one is the held-out need's own.
+        lonely = frozenset(t for t in need_stems - others
+                           if self.idf.get(t, 0.0) >= self.max_idf_single)
+        return LeftOutNeed(offering, self._need_example(offering, need), whole, lonely)
+
+    def _need_example(self, offering: int, need: int) -> int:
+        """The example index of an offering's need; -1 when the need has no content words."""
+        start, count = int(self._spans.starts[offering]), int(self._spans.counts[offering])
+        for j in range(start, start + count):
+            ex = self.examples[j]
+            if ex.field == "needs" and self._positions[j] == need:
+                return j
+        return -1
 
     def _nearest(self, ex_scores: FloatArray, touched: Sequence[slice]) -> FloatArray:
         """Each offering's best example score, over the examples the question touched only.
@@ -371,6 +429,20 @@ def _tf_idf(counts: Mapping[str, float], idf: Mapping[str, float]) -> dict[str, 
     return {t: v / norm for t, v in vec.items()}
 
 
+def _whole_weights(fields_stems: Iterable[tuple[str, Sequence[str]]]) -> dict[str, float]:
+    """An offering's whole-text term weights: each stem at the weight of the most important
+    field it appears in."""
+    whole: dict[str, float] = defaultdict(float)
+    for field, stems in fields_stems:
+        weight = FIELD_WEIGHTS[field]
+        # In order of appearance, not set order: the order of a vector's terms is the order
+        # its norm is summed in, and a set's order changes with each process's hash seed,
+        # which changed scores in the last digit from run to run (and cached vs built).
+        for s in dict.fromkeys(stems):
+            whole[s] = max(whole[s], weight)
+    return whole
+
+
 def _build(catalog: Catalog) -> _Built:
     owners: list[int] = []
     fields: list[int] = []
@@ -380,26 +452,21 @@ def _build(catalog: Catalog) -> _Built:
     surface: dict[str, str] = {}
     field_code = {f: i for i, f in enumerate(EXAMPLE_FIELDS)}
     for k, offering in enumerate(catalog.offerings):
-        whole: dict[str, float] = defaultdict(float)
         position: Counter[str] = Counter()
+        fields_stems: list[tuple[str, list[str]]] = []
         for field, text in offering_texts(offering):
             words = content_words(text)
             stems = [stem(w) for w in words]
+            fields_stems.append((field, stems))
             for w, s in zip(words, stems, strict=True):
                 surface.setdefault(w, s)
-            weight = FIELD_WEIGHTS[field]
-            # In order of appearance, not set order: the order of a vector's terms is the order
-            # its norm is summed in, and a set's order changes with each process's hash seed,
-            # which changed scores in the last digit from run to run (and cached vs built).
-            for s in dict.fromkeys(stems):
-                whole[s] = max(whole[s], weight)
             if field in field_code and stems:
                 owners.append(k)
                 fields.append(field_code[field])
                 positions.append(position[field])
                 example_terms.append(Counter(stems))
             position[field] += 1
-        offering_terms.append(whole)
+        offering_terms.append(_whole_weights(fields_stems))
     n = max(len(offering_terms), 1)
     df: Counter[str] = Counter()
     for whole in offering_terms:

@@ -8,14 +8,15 @@ the thresholds differ (see `bot.matching.thresholds`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from bot.catalogue.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
 from bot.matching.german import to_english
-from bot.matching.lexical import FloatArray, IntArray, LexicalIndex, LexicalScores
-from bot.matching.semantic import SemanticIndex, SemanticScores
+from bot.matching.lexical import FloatArray, IntArray, LeftOutNeed, LexicalIndex, LexicalScores
+from bot.matching.semantic import Exclusion, SemanticIndex, SemanticScores, Vectors
 from bot.matching.text import content_words, fold
 from bot.matching.thresholds import (
     LEXICAL,
@@ -63,13 +64,14 @@ class Matcher:
     """Matches needs against one catalogue. Build once per catalogue; `decide` is thread-safe."""
 
     def __init__(self, catalog: Catalog, *, semantic: SemanticIndex | None = None,
-                 thresholds: Thresholds | None = None) -> None:
+                 thresholds: Thresholds | None = None, cache: bool | None = None) -> None:
         self.catalog = catalog
-        self.lexical = LexicalIndex(catalog)
+        self.lexical = LexicalIndex(catalog, cache=cache)
         self.semantic = semantic
         self.thresholds = thresholds or (SEMANTIC if semantic else LEXICAL)
         self._offerings = catalog.offerings
         self._redirect = self._build_redirects(catalog)
+        self._position = {o.id: i for i, o in enumerate(catalog.offerings)}
 
     @property
     def mode(self) -> str:
@@ -87,27 +89,64 @@ class Matcher:
                     redirects[i] = position[live.id]
         return redirects
 
-    def score(self, query: str) -> Scored:
+    def score(self, query: str, *, left_out: LeftOut | None = None,
+              vectors: Mapping[str, Vectors] | None = None) -> Scored:
         """Scores for the question as written, or for its English reading when it is
-        German and that reading fits the catalogue better."""
-        scored = self._score_text(query)
+        German and that reading fits the catalogue better.
+
+        `left_out`: score as if that need were not in the catalogue (the question is then
+        usually the need's own text: leave-one-out). `vectors`: embeddings already
+        computed for the texts to embed (a batch), looked up before asking the model."""
+        held = self._held_out(left_out) if left_out is not None else None
+        scored = self._score_text(query, held, vectors)
         reading = to_english(query)
         if reading is not None:
-            translated = self._score_text(reading)
+            translated = self._score_text(reading, held, vectors)
             if translated.best_strength > scored.best_strength:
                 return replace(translated, reading=reading)
         return scored
 
-    def _score_text(self, query: str) -> Scored:
+    def _held_out(self, left_out: LeftOut) -> _HeldOut:
+        k, need = left_out.offering, left_out.need
+        lexical = self.lexical.left_out(k, need)
+        if self.semantic is None:
+            return _HeldOut(left_out, lexical, None)
+        # The semantic index holds each offering's needs first, in order.
+        example = self.semantic.first_example(k) + need
+        return _HeldOut(left_out, lexical, Exclusion(k, example))
+
+    def embedding_texts(self, query: str) -> list[str]:
+        """The texts `score` would embed for this question (as written, and its English
+        reading), so that many questions can be embedded in one batch."""
+        if self.semantic is None:
+            return []
+        texts = []
+        reading = to_english(query)
+        for text in (query, reading) if reading is not None else (query,):
+            known = self.semantic.embedder.knows
+            lex = self.lexical.score(self.lexical.analyse(text, is_word=known))
+            texts.append(self._embedding_text(text, lex))
+        return texts
+
+    def _score_text(self, query: str, held: _HeldOut | None = None,
+                    vectors: Mapping[str, Vectors] | None = None) -> Scored:
         # With a model, a word it knows is a real word, not a typo to correct.
         known = self.semantic.embedder.knows if self.semantic is not None else None
-        lex = self.lexical.score(self.lexical.analyse(query, is_word=known))
+        terms = self.lexical.analyse(query, is_word=known,
+                                     unknown=held.lexical.unknown if held else frozenset())
+        lex = self.lexical.score(terms, left_out=held.lexical if held else None)
         lexical = (LEXICAL_NEAREST_WEIGHT * lex.nearest
                    + (1 - LEXICAL_NEAREST_WEIGHT) * lex.whole)
         if self.semantic is None:
             shortlist = _shortlist(lexical)
             return Scored(lexical, shortlist, lexical[shortlist], lex, None)
-        sem = self.semantic.score(self._embedding_text(query, lex))
+        text = self._embedding_text(query, lex)
+        vector = vectors.get(text) if vectors is not None else None
+        exclusion = held.semantic if held is not None else None
+        if held is not None and exclusion is not None and vector is None and (
+                text == self.catalog.offerings[exclusion.offering].needs[held.need.need]):
+            vector = self.semantic.example_vector(exclusion.example)
+        sem = self.semantic.score(text, vector=vector, left_out=exclusion)
         combined = SEMANTIC_WEIGHT * sem.ranking + (1 - SEMANTIC_WEIGHT) * lexical
         shortlist = _shortlist(combined)
         strength = sem.strength(shortlist) + KNOWN_WORDS_WEIGHT * lex.query.known_share
@@ -142,6 +181,17 @@ class Matcher:
             note = f" (Only the first {MAX_QUERY_CHARS} characters were read.)"
             decision = replace(decision, why=decision.why + note)
         return decision
+
+    def probe(self, query: str, *, left_out: LeftOut | None = None,
+              vectors: Mapping[str, Vectors] | None = None) -> Probe:
+        """What the decision rule would see for a question, without deciding: the
+        candidates best first, each with its ranking score and strength."""
+        text = " ".join(query.split())[:MAX_QUERY_CHARS]
+        if not content_words(text) or not self._offerings:
+            return Probe(())
+        ranked, _ = self._candidates(self.score(text, left_out=left_out, vectors=vectors))
+        return Probe(tuple((self._position[r.candidate.offering.id], r.candidate.score,
+                            r.strength) for r in ranked))
 
     def _candidates(self, scored: Scored) -> tuple[list[Ranked], Ranked | None]:
         """Best offerings first, retired ones folded into their live replacement.
@@ -226,6 +276,47 @@ class Matcher:
         return Decision(query, DecisionKind.CLARIFY, confidence, candidates,
                         f"Several offerings could fit: {names}." + corrections,
                         choice_count=len(close))
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The candidates of one question as the decision rule sees them, best first:
+    (offering index, ranking score, strength), retired offerings folded into their
+    replacements."""
+
+    ranked: tuple[tuple[int, float, float], ...]
+
+    def without(self, offering: int) -> Probe:
+        """The same question if that offering were not in the catalogue."""
+        return Probe(tuple(r for r in self.ranked if r[0] != offering))
+
+    @property
+    def strength(self) -> float:
+        return self.ranked[0][2] if self.ranked else 0.0
+
+    @property
+    def margin(self) -> float:
+        """How far the first candidate's ranking score leads the second's (or its own
+        score when it is alone), as the decision rule measures it."""
+        if len(self.ranked) > 1:
+            return self.ranked[0][1] - self.ranked[1][1]
+        return self.ranked[0][1] if self.ranked else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A need asked as a question of the catalogue without it: number `need` of the
+    `offering`-th offering."""
+
+    offering: int
+    need: int
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldOut:
+    need: LeftOut
+    lexical: LeftOutNeed
+    semantic: Exclusion | None
 
 
 def _shortlist(scores: FloatArray) -> IntArray:

@@ -2,7 +2,7 @@
 
 Scores are in 0..1. They were chosen on the CLINC150 *validation* split (in-scope
 `val` and `oos_val`), never on test data or on the golden questions; see the
-README's "Matching quality" section for how and with what results.
+"Matching quality" section of docs/matching.md for how and with what results.
 """
 
 from __future__ import annotations

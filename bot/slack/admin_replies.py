@@ -1,6 +1,8 @@
 """Admin reports as Slack messages: Block Kit sections within Slack's limits.
 
-A report's lines are escaped, then packed into section texts of at most 3000
+A report's lines are escaped and `verbatim` (gaps quote what people typed: Slack must not
+turn an `@here` or a URL in them into a mention or a link), then packed into section texts
+of at most 3000
 characters (a longer line is split, never cut) and the sections into messages
 of at most 50 blocks. A `response_url` takes at most five messages; when a
 report needs more, the fifth says how much is missing and where to read it all
@@ -22,6 +24,7 @@ from bot.admin.reports import ReportView
 from bot.slack.replies import (
     HEADER_TEXT_LIMIT,
     MESSAGE_BLOCK_LIMIT,
+    SECTION_TEXT_LIMIT,
     Message,
     escape,
     pack_lines,
@@ -37,11 +40,20 @@ def report_blocks(view: ReportView) -> list[Block]:
     if len(view.title) <= HEADER_TEXT_LIMIT:
         blocks.append(HeaderBlock(text=PlainTextObject(text=view.title, emoji=False)))
     else:
-        blocks += [SectionBlock(text=MarkdownTextObject(text=t))
+        blocks += [SectionBlock(text=MarkdownTextObject(text=t, verbatim=True))
                    for t in pack_lines([f"*{escape(view.title)}*"])]
     for section in view.sections:
+        if section.preformatted:
+            # A code block per piece, so that each piece stays one that can be pasted.
+            blocks.append(SectionBlock(text=MarkdownTextObject(
+                text=f"*{escape(section.heading)}*")))
+            blocks += [SectionBlock(text=MarkdownTextObject(text=f"```{t}```"))
+                       for t in pack_lines((escape(line) for line in section.lines),
+                                           SECTION_TEXT_LIMIT - 2 * len("```"))]
+            continue
         lines = [f"*{escape(section.heading)}*", *(escape(line) for line in section.lines)]
-        blocks += [SectionBlock(text=MarkdownTextObject(text=t)) for t in pack_lines(lines)]
+        blocks += [SectionBlock(text=MarkdownTextObject(text=t, verbatim=True))
+                   for t in pack_lines(lines)]
     return blocks
 
 

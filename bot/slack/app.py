@@ -20,6 +20,7 @@ in Slack, and `MarkAnswered` records when a listener is done with an event.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -70,6 +71,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
+# All interfaces: a platform's router reaches the app from outside its container.
+DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
 DEFAULT_WORKERS = 2
 EVENTS_PATH = "/slack/events"
@@ -116,8 +119,10 @@ class SlackConfig:
     """`SLACK_API_URL`: the Web API base URL (GovSlack, a proxy, or a test server)."""
     matcher_mode: str = "auto"
     """`CONCIERGE_MATCHER`: auto, lexical or semantic."""
+    host: str = DEFAULT_HOST
+    """`HOST`: the address HTTP mode listens on (all interfaces by default)."""
     port: int = DEFAULT_PORT
-    """`PORT`: where HTTP mode listens (on all interfaces)."""
+    """`PORT`: the port HTTP mode listens on."""
     workers: int = DEFAULT_WORKERS
     """`WEB_CONCURRENCY`: gunicorn worker processes in HTTP mode."""
     database_url: str = ""
@@ -156,12 +161,12 @@ class SlackConfig:
         if app_token is None and not signing_secret:
             _required(get, "SLACK_SIGNING_SECRET", "Basic Information → Signing Secret; "
                       "HTTP mode needs it to verify requests")
-        if signing_secret and not re.fullmatch(r"[A-Za-z0-9]+", signing_secret):
-            raise ConfigError("must be the signing secret as shown by Slack (letters and "
-                              "digits only)", setting="SLACK_SIGNING_SECRET")
+        if signing_secret:
+            _check_signing_secret(signing_secret)
         desk_url = get("CONCIERGE_SERVICE_DESK_URL") or None
         if desk_url is not None:
-            _check_url(desk_url, "CONCIERGE_SERVICE_DESK_URL")
+            # Shown as a button to every employee, like the catalogue's links: https only.
+            _check_url(desk_url, "CONCIERGE_SERVICE_DESK_URL", https_only=True)
         return cls(
             bot_token=bot_token,
             signing_secret=signing_secret,
@@ -169,6 +174,7 @@ class SlackConfig:
             api_url=_api_url(get("SLACK_API_URL")),
             knowledge=knowledge_dir(knowledge or get("CONCIERGE_KNOWLEDGE") or None),
             matcher_mode=matcher_mode(matcher or get("CONCIERGE_MATCHER") or None),
+            host=listen_host(get("HOST")),
             port=whole_number(get, "PORT", DEFAULT_PORT, 1, 65535),
             workers=whole_number(get, "WEB_CONCURRENCY", DEFAULT_WORKERS, 1, 256),
             database_url=database_url(env),
@@ -188,10 +194,45 @@ def _required(get: Callable[[str], str], name: str, where: str) -> str:
     return value
 
 
-def _check_url(url: str, name: str) -> None:
+def _check_signing_secret(secret: str) -> None:
+    # Every request is verified with it: a wrong one would start fine and then answer
+    # every request from Slack with 401. Slack's are 32 hexadecimal characters; the
+    # values most often pasted instead have other shapes (the verification token has 24
+    # letters and digits, the app id starts with A).
+    if re.fullmatch(r"[0-9a-f]{32}", secret):
+        return
+    hint = (" (this looks like the verification token, which Slack no longer uses to sign)"
+            if re.fullmatch(r"[A-Za-z0-9]{24}", secret) else "")
+    raise ConfigError(f"must be the 32 hexadecimal characters of Basic Information → App "
+                      f"Credentials → Signing Secret, not {len(secret)} characters{hint}",
+                      setting="SLACK_SIGNING_SECRET")
+
+
+def listen_host(raw: str) -> str:
+    """`HOST` checked: an IPv4 or IPv6 address, or a host name; empty → all interfaces."""
+    if not raw:
+        return DEFAULT_HOST
+    try:
+        return str(ipaddress.ip_address(raw.strip("[]")))
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", raw):
+        raise ConfigError(f"must be an IP address or host name to listen on (e.g. 127.0.0.1 "
+                          f"or 0.0.0.0), not {raw!r}", setting="HOST")
+    return raw
+
+
+def bind_address(host: str, port: int) -> str:
+    """gunicorn's `bind` for host and port (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_url(url: str, name: str, *, https_only: bool = False) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"must be an http(s) URL, not {url!r}", setting=name)
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in schemes or not parts.netloc:
+        wanted = "an https:// URL" if https_only else "an http(s) URL"
+        raise ConfigError(f"must be {wanted}, not {url!r}", setting=name)
 
 
 def _api_url(raw: str) -> str:

@@ -3,8 +3,11 @@
     POST /slack/events ──▶ Content-Length sane? ── no ─▶ 400 (413 when over MAX_BODY_BYTES)
                            UTF-8? ────────────────── no ─▶ 400
                            signed by Slack, fresh? ─ no ─▶ 401
-                           a JSON object (or form),
-                           routing fields typed? ─── no ─▶ 400
+                           a JSON object (or form)
+                           at most MAX_DEPTH deep,
+                           the fields Concierge and
+                           Bolt read of the right
+                           type? ─────────────────── no ─▶ 400
                            └─ yes: the body, re-readable, goes on to Bolt's adapter
 
 Bolt's WSGI adapter reads whatever `Content-Length` announces, decodes it and parses it
@@ -13,6 +16,11 @@ matchers index fields such as `actions[0].action_id` without looking. Garbage
 therefore surfaced as a 500 and a traceback, or the server read a body of any size.
 The gate answers it with a definite 4xx, reading at most `MAX_BODY_BYTES`. Bolt still
 verifies the signature itself afterwards; checking twice costs one HMAC.
+
+A signed body is Slack's, but the shape check does not rest on that: a leaked signing
+secret, a proxy that rewrites bodies or a change on Slack's side must meet a 400 here,
+not a `TypeError` in a listener thread after the request was acknowledged (a channel that
+is a number, a text that is a list) or a `RecursionError` in the JSON parser.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ if TYPE_CHECKING:
 # Slack's own payloads are a few KB (a message is at most 40,000 characters, a modal's
 # state similar); 1 MiB leaves room for anything real and bounds what one request costs.
 MAX_BODY_BYTES = 1024 * 1024
+# Slack's deepest payloads (rich-text blocks inside a message inside an event) nest about
+# ten levels; code that walks a payload recursively must never meet a thousand.
+MAX_DEPTH = 40
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +96,33 @@ def parse(body: str, content_type: str | None) -> dict[str, Any]:
     """The payload the way Bolt will read it; `Rejection(400)` when Bolt could not."""
     try:
         payload = parse_body(body, content_type)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise Rejection(400, f"unreadable body ({type(exc).__name__})") from None
     if not isinstance(payload, dict):
         raise Rejection(400, "the body is not a JSON object")
+    _require(depth(payload) <= MAX_DEPTH, f"nested deeper than {MAX_DEPTH} levels")
     check_shape(payload)
+    check_types(payload)
     return payload
+
+
+def depth(value: object) -> int:
+    """How deeply lists and objects nest in `value` (walked without recursion)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def check_shape(payload: dict[str, Any]) -> None:
@@ -118,6 +150,60 @@ def check_shape(payload: dict[str, Any]) -> None:
     if "command" in payload:
         _require(_is_text(payload, "command") and _is_text(payload, "response_url"),
                  "slash command without a response_url")
+
+
+# Fields read by Concierge's listeners or by Bolt (routing, context), by where they are:
+# each must be text when present and not null. Slack always sends them as text.
+_ENVELOPE_TEXT = ("type", "token", "team_id", "api_app_id", "event_id", "enterprise_id",
+                  "response_url", "trigger_id", "command", "text", "user_id", "channel_id")
+_EVENT_TEXT = ("type", "subtype", "channel", "channel_type", "user", "ts", "thread_ts",
+               "event_ts", "text", "bot_id", "tab", "team", "client_msg_id")
+# Events whose fields the listeners read; other event types only need their `type`
+# (in some of them `user` is an object, e.g. `user_change`).
+_READ_EVENTS = frozenset({"message", "app_mention", "app_home_opened"})
+_ACTION_TEXT = ("action_id", "block_id", "value", "type", "action_ts")
+_NESTED_TEXT = {"user": ("id", "team_id", "name", "username"), "team": ("id", "domain"),
+                "channel": ("id", "name"), "container": ("type", "channel_id", "message_ts"),
+                "message": ("ts", "text", "thread_ts", "user", "bot_id"),
+                "view": ("id", "type", "callback_id", "hash", "private_metadata")}
+
+
+def check_types(payload: dict[str, Any]) -> None:
+    """Every field the listeners or Bolt read has the type Slack sends; `Rejection(400)`
+    naming the first that does not."""
+    _texts(payload, _ENVELOPE_TEXT, "")
+    authorizations = payload.get("authorizations")
+    _require(authorizations is None or (isinstance(authorizations, list) and all(
+        isinstance(a, dict) for a in authorizations)), "authorizations is not a list of objects")
+    event = payload.get("event")
+    if isinstance(event, dict) and event.get("type") in _READ_EVENTS:
+        _texts(event, _EVENT_TEXT, "event.")
+    actions = payload.get("actions")
+    if isinstance(actions, list):
+        for action in actions:
+            _require(isinstance(action, dict), "an action is not an object")
+            _texts(action, _ACTION_TEXT, "actions[].")
+    for key, fields in _NESTED_TEXT.items():
+        if payload.get(key) is None:
+            continue
+        nested = payload[key]
+        _require(isinstance(nested, dict), f"{key} is not an object")
+        _texts(nested, fields, f"{key}.")
+    container = payload.get("container")
+    if isinstance(container, dict):
+        ephemeral = container.get("is_ephemeral")
+        _require(ephemeral is None or isinstance(ephemeral, bool),
+                 "container.is_ephemeral is not true or false")
+    message = payload.get("message")
+    if isinstance(message, dict):
+        blocks = message.get("blocks")
+        _require(blocks is None or isinstance(blocks, list), "message.blocks is not a list")
+
+
+def _texts(mapping: dict[str, Any], fields: Iterable[str], prefix: str) -> None:
+    for name in fields:
+        value = mapping.get(name)
+        _require(value is None or isinstance(value, str), f"{prefix}{name} is not text")
 
 
 def _is_text(mapping: dict[str, Any], key: str) -> bool:

@@ -7,6 +7,9 @@ goes. Two rules hold throughout:
 - Text that came from a person or from the catalogue is escaped (`&`, `<`, `>`)
   before it enters mrkdwn: `<!channel>` typed by a user never becomes a live
   mention. Only the markup built here (owner mentions, links) is live.
+- Text that echoes what a person typed (their question, how it was read) is also
+  `verbatim`: Slack then leaves `@here`, `#channel` and bare URLs in it as typed,
+  instead of turning them into mentions and links on its own.
 - Long content is split across blocks, never cut silently; when a message would
   exceed Slack's block limit, its last block says what was left out.
 """
@@ -185,18 +188,26 @@ def _label(text: str, limit: int = BUTTON_TEXT_LIMIT) -> str:
 # --- blocks ---------------------------------------------------------------------------
 
 
-def _sections(text: str, **first: Any) -> list[Block]:
-    """`text` as one section, or several when it is longer than a section may be."""
+def _sections(text: str, *, verbatim: bool = False, **first: Any) -> list[Block]:
+    """`text` as one section, or several when it is longer than a section may be;
+    `verbatim` when it echoes what someone typed."""
     blocks: list[Block] = []
     for n, piece in enumerate(split_text(text)):
         extra = first if n == 0 else {}
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=piece), **extra))
+        blocks.append(SectionBlock(text=_mrkdwn(piece, verbatim), **extra))
     return blocks
 
 
-def _context(*texts: str) -> ContextBlock:
+def _mrkdwn(text: str, verbatim: bool) -> MarkdownTextObject:
+    # Slack's default (verbatim false) links URLs and #channel names and parses some
+    # mentions by itself; for echoed input only what is built here may be live.
+    return MarkdownTextObject(text=text, verbatim=True) if verbatim else MarkdownTextObject(
+        text=text)
+
+
+def _context(*texts: str, verbatim: bool = False) -> ContextBlock:
     pieces = [p for t in texts if t for p in split_text(t)]
-    return ContextBlock(elements=[MarkdownTextObject(text=p) for p in pieces])
+    return ContextBlock(elements=[_mrkdwn(p, verbatim) for p in pieces])
 
 
 def _fit(blocks: list[Block], limit: int) -> list[Block]:
@@ -279,7 +290,7 @@ def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = N
     if why:
         context.append(escape(why))
     if context:
-        blocks.append(_context(*context))
+        blocks.append(_context(*context, verbatim=True))
     if feedback:
         blocks.append(_feedback_block(offering, question_id))
     return blocks
@@ -306,7 +317,8 @@ def answer_message(offering: Offering, catalog: Catalog, *, why: str | None = No
 def clarify_message(decision: Decision, question_id: int | None = None) -> Message:
     """"Did you mean…": one button per candidate; a click replaces this card."""
     choices = decision.choices
-    blocks = _sections(f"Did you mean one of these? You asked: {_echo(decision.query)}")
+    blocks = _sections(f"Did you mean one of these? You asked: {_echo(decision.query)}",
+                       verbatim=True)
     for n, offering in enumerate(choices):
         blocks += _sections(
             f"*{escape(offering.name)}* · {offering.kind.value}\n{escape(offering.summary)}",
@@ -316,7 +328,7 @@ def clarify_message(decision: Decision, question_id: int | None = None) -> Messa
     blocks.append(ActionsBlock(block_id="choose_none", elements=[
         ButtonElement(text="None of these", action_id=ACTION_CHOOSE_NONE,
                       value=button_value("none", question_id))]))
-    blocks.append(_context(escape(decision.why)))
+    blocks.append(_context(escape(decision.why), verbatim=True))
     names = ", ".join(o.name for o in choices)
     return Message(escape(f"Did you mean one of these: {names}?"),
                    tuple(_fit(blocks, MESSAGE_BLOCK_LIMIT)))
@@ -326,12 +338,12 @@ def none_message(query: str | None, desk: ServiceDesk, *, why: str | None = None
     """Nothing fits: say so plainly and point to the service desk."""
     head = (f"I don't know an offering for {_echo(query)}." if query
             else "I don't know an offering for that.")
-    blocks: list[Block] = _sections(f"{head}\n{escape(desk.text)}")
+    blocks: list[Block] = _sections(f"{head}\n{escape(desk.text)}", verbatim=True)
     if desk.url:
         blocks.append(ActionsBlock(block_id="service_desk", elements=[ButtonElement(
             text="Contact the service desk", url=desk.url, action_id=ACTION_SERVICE_DESK)]))
     if why:
-        blocks.append(_context(escape(why)))
+        blocks.append(_context(escape(why), verbatim=True))
     return Message(escape(f"I don't know an offering for that. {desk.text}"), tuple(blocks))
 
 

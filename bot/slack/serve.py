@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from bot.errors import ConciergeError, KnowledgeError
+from bot.logs import LogSettings, configure_logging
 from bot.settings import MATCHER_MODES
 
 SERVE_DESCRIPTION = """\
-Answer employees in Slack. HTTP mode (the default) runs gunicorn on 0.0.0.0:$PORT with
+Answer employees in Slack. HTTP mode (the default) runs gunicorn on $HOST:$PORT with
 Slack's events, slash command and interactivity all at /slack/events, and GET /healthz
 for health checks. Socket Mode is used when SLACK_APP_TOKEN is set (no public URL needed).
 
@@ -27,6 +26,8 @@ environment:
   SLACK_SIGNING_SECRET   signing secret (required in HTTP mode)
   SLACK_APP_TOKEN        app-level token, xapp-…: switches to Socket Mode
   SLACK_API_URL          Web API base URL (default https://slack.com/api/)
+  HOST                   address to listen on (default 0.0.0.0: every interface;
+                         127.0.0.1 behind a proxy on the same host)
   PORT                   HTTP port (default 3000)
   WEB_CONCURRENCY        gunicorn worker processes (default 2)
   DATABASE_URL           database for state shared by workers (default: SQLite file
@@ -36,7 +37,9 @@ environment:
   CONCIERGE_TAKEOVER_AFTER
                          seconds a worker may be silent before another answers the
                          events it acknowledged but did not answer (default 20)
-  LOG_LEVEL              DEBUG, INFO (default), WARNING…
+  LOG_LEVEL              DEBUG, INFO (default), WARNING, ERROR, CRITICAL
+  CONCIERGE_LOG_CONTENT  on: logs also hold question texts and Slack user ids
+                         (default off; see "What is recorded" in docs/admins.md)
 """
 
 
@@ -60,6 +63,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                              "sample catalogue shipped in the repo)")
     parser.add_argument("--matcher", choices=MATCHER_MODES,
                         help="matching mode (default: $CONCIERGE_MATCHER, else auto)")
+    parser.add_argument("--host", metavar="ADDRESS",
+                        help="address to listen on in HTTP mode (default: $HOST, else 0.0.0.0)")
     parser.add_argument("--port", type=_port, metavar="N",
                         help="HTTP port (default: $PORT, else 3000)")
     parser.add_argument("--workers", type=_positive, metavar="N",
@@ -78,17 +83,18 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     # Deferred: `concierge ask` and `check` must not pay for importing Bolt and gunicorn.
-    from bot.slack.app import SlackConfig
+    from bot.slack.app import SlackConfig, listen_host
     from bot.slack.server import serve
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(LogSettings.from_env())
     config = SlackConfig.from_env(knowledge=args.knowledge, matcher=args.matcher)
+    if args.host is not None:
+        config = dataclasses.replace(config, host=listen_host(args.host))
     if args.port is not None:
         config = dataclasses.replace(config, port=args.port)
     if args.workers is not None:
         config = dataclasses.replace(config, workers=args.workers)
-    mode = "Socket Mode" if config.socket_mode else f"HTTP on port {config.port}"
+    mode = "Socket Mode" if config.socket_mode else f"HTTP on {config.host} port {config.port}"
     print(f"concierge: serving {config.knowledge} in {mode}", file=out, flush=True)
     return serve(config)
 

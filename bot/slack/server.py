@@ -2,7 +2,7 @@
 
 HTTP mode is a gunicorn master and `WEB_CONCURRENCY` worker processes:
 
-    master  bind 0.0.0.0:$PORT ─▶ load the catalogue, the model and the catalogue's
+    master  bind $HOST:$PORT ─▶ load the catalogue, the model and the catalogue's
             vectors (`Master.load`) ─▶ gc.freeze() ─▶ fork the workers
     worker  database connections, Bolt app, listener threads, reload poller and takeover
             heartbeat, built after the fork around the master's matcher (`app_with_pollers`)
@@ -45,6 +45,7 @@ from bot.slack.app import (
     EVENTS_PATH,
     SlackConfig,
     app_with_pollers,
+    bind_address,
     check_token,
     load_matcher,
     open_store,
@@ -172,6 +173,8 @@ def run_http(config: SlackConfig) -> int:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
     from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 
+    from bot.slack.worker import REQUEST_THREADS, BufferingWorker
+
     master = Master(config)
 
     class ConciergeArbiter(Arbiter):  # type: ignore[misc]
@@ -186,8 +189,13 @@ def run_http(config: SlackConfig) -> int:
         """gunicorn without its command line: settings come from SlackConfig."""
 
         def load_config(self) -> None:
-            self.cfg.set("bind", f"0.0.0.0:{config.port}")
+            self.cfg.set("bind", bind_address(config.host, config.port))
             self.cfg.set("workers", config.workers)
+            # Requests are read whole by each worker's main loop before a thread answers
+            # them: slow or idle clients cannot hold the workers (bot/slack/worker.py).
+            self.cfg.set("worker_class", BufferingWorker)
+            self.cfg.set("threads", REQUEST_THREADS)
+            self.cfg.set("keepalive", 0)
             self.cfg.set("proc_name", "concierge")
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT)
@@ -217,7 +225,7 @@ def run_http(config: SlackConfig) -> int:
     def _when_ready(server: Any) -> None:
         master.load()
 
-    log.info("starting HTTP mode on 0.0.0.0:%d%s with %d workers", config.port, EVENTS_PATH,
-             config.workers)
+    log.info("starting HTTP mode on %s%s with %d workers",
+             bind_address(config.host, config.port), EVENTS_PATH, config.workers)
     ConciergeServer().run()
     return 0

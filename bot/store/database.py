@@ -49,6 +49,8 @@ from bot.errors import ConfigError
 from bot.store.tables import (
     CatalogueState,
     Feedback,
+    OfferingRequest,
+    OutboxItem,
     ProcessedEvent,
     Question,
     RequestClick,
@@ -132,6 +134,8 @@ class Purged:
     feedback: int
     request_clicks: int
     events: int
+    requests: int = 0
+    """Requests made in Slack, with their answers and requester, and their outbox."""
 
 
 class Store:
@@ -401,8 +405,16 @@ class Store:
                 (RequestClick.clicked_at < cutoff)
                 | RequestClick.question_id.in_(old_questions)))
             questions = conn.execute(delete(Question).where(Question.asked_at < cutoff))
+            # A request still waiting for a delivery stays until the courier has delivered
+            # it or reported it undeliverable: the purge never drops one silently.
+            waiting = select(OutboxItem.request_id).where(OutboxItem.state == "pending")
+            old_requests = select(OfferingRequest.id).where(
+                OfferingRequest.submitted_at < cutoff, OfferingRequest.id.not_in(waiting))
+            conn.execute(delete(OutboxItem).where(OutboxItem.request_id.in_(old_requests)))
+            requests = conn.execute(delete(OfferingRequest).where(
+                OfferingRequest.submitted_at < cutoff, OfferingRequest.id.not_in(waiting)))
         return Purged(int(questions.rowcount), int(feedback.rowcount), int(clicks.rowcount),
-                      self.prune_events())
+                      self.prune_events(), int(requests.rowcount))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -27,6 +27,7 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.catalogue.models import Decision, DecisionKind
+from bot.errors import StoreUnavailable
 from bot.store.database import QuestionRecord, Store
 from bot.store.tables import utcnow
 
@@ -72,6 +73,20 @@ class BestEffort:
             down_since = self._down_since
             if down_since is not None and self._clock() - down_since < RETRY_AFTER:
                 return fallback
+        done = self._attempt(what, call)
+        return fallback if done is None else done[0]
+
+    def must(self, what: str, call: Callable[[], T]) -> T:
+        """`call()` now, even within `RETRY_AFTER` of a failure: for what cannot be done
+        without the database (storing a request). A failure raises `StoreUnavailable` for
+        the caller to tell the person; recovery is logged as in `run`."""
+        done = self._attempt(what, call)
+        if done is None:
+            raise StoreUnavailable(f"{what} failed", url=self.store.url)
+        return done[0]
+
+    def _attempt(self, what: str, call: Callable[[], T]) -> tuple[T] | None:
+        """`(call(),)`, or None when the database failed (logged once per outage)."""
         try:
             if not self._schema_ready:
                 self.store.upgrade()
@@ -85,13 +100,13 @@ class BestEffort:
                 log.warning("database %s unavailable (%s failed: %s); Concierge keeps "
                             "answering but records nothing until it is back; retrying every "
                             "%.0f s", self.store.url, what, _short(exc), RETRY_AFTER)
-            return fallback
+            return None
         with self._lock:
             recovered = self._down_since is not None
             self._down_since = None
         if recovered:
             log.info("database %s reachable again; recording resumed", self.store.url)
-        return result
+        return (result,)
 
 
 def _short(exc: BaseException) -> str:
@@ -160,10 +175,10 @@ class Recorder:
         purged = self.guard.run("purging old records",
                                 lambda: self.store.purge(self.settings.retention), None)
         if purged is not None and (purged.questions or purged.feedback
-                                   or purged.request_clicks):
-            log.info("retention %s: purged %d questions, %d feedback, %d request clicks",
-                     self.settings.retention, purged.questions, purged.feedback,
-                     purged.request_clicks)
+                                   or purged.request_clicks or purged.requests):
+            log.info("retention %s: purged %d questions, %d feedback, %d request clicks, "
+                     "%d requests", self.settings.retention, purged.questions,
+                     purged.feedback, purged.request_clicks, purged.requests)
 
     @property
     def store(self) -> Store:

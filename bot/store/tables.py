@@ -11,6 +11,9 @@ migration leaves behind (a test compares the two). No Slack imports.
     questions          every need asked, with the decision and what followed
     feedback           Helpful / Not what I need clicks, tied to the question they rate
     request_clicks     clicks on an answer's Request button
+    requests           request forms submitted in Slack, with the owner's status
+    request_outbox     what each request must deliver (channel message, webhook POST, direct
+                       messages), delivered by a worker loop (`bot.outbox.courier`)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -157,3 +161,80 @@ class RequestClick(Base):
         BigId, ForeignKey("questions.id", ondelete="CASCADE"), index=True)
     offering_id: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
     user_hash: Mapped[str | None] = mapped_column(String(USER_HASH_LENGTH))
+
+
+# Outbox items still to deliver: the few rows every worker's delivery loop reads every
+# couple of seconds, however many delivered ones the retention period keeps.
+DUE_PREDICATE = "state = 'pending'"
+# Short and never a response body (which may echo anything): a status, an error class.
+ERROR_LENGTH = 500
+
+
+class OfferingRequest(Base):
+    """A request form someone submitted in Slack, and where the owner has taken it since.
+
+    It names the requester (their Slack id, needed to tell them what happens) and holds their
+    answers: both are deleted with the rest after the retention period.
+    """
+
+    __tablename__ = "requests"
+    __table_args__ = (UniqueConstraint("submission_key", name="uq_requests_submission_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    """The request number people see (#42)."""
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    submission_key: Mapped[str] = mapped_column(String(ID_LENGTH))
+    """The Slack view that was submitted: the same form sent twice is one request."""
+    team_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    offering_id: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
+    requester_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    requester_name: Mapped[str | None] = mapped_column(String(OFFERING_ID_LENGTH))
+    details: Mapped[str] = mapped_column(Text)
+    """JSON: the offering as it was (name, owner, cost, service level) and the answers."""
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """open, taken, done or declined (the owner's buttons)."""
+    status_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxItem(Base):
+    """One thing a request must deliver: the request to a channel or a webhook, or a direct
+    message (the requester's receipt, a status change, a failure report). Written in the same
+    transaction as what caused it, delivered by whichever worker claims it first."""
+
+    __tablename__ = "request_outbox"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_request_outbox_idempotency_key"),
+        Index("ix_request_outbox_due", "next_attempt_at",
+              sqlite_where=text(DUE_PREDICATE), postgresql_where=text(DUE_PREDICATE)),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """channel, webhook or dm."""
+    target: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
+    """A channel (#name, C…) or user (U…), a webhook name, or the user a dm goes to."""
+    purpose: Mapped[str] = mapped_column(String(16))
+    """request (the request itself), receipt, status, failure (to the requester) or alert
+    (to an admin)."""
+    payload: Mapped[str | None] = mapped_column(Text)
+    """JSON, for the notices: what changed or what failed."""
+    idempotency_key: Mapped[str] = mapped_column(String(ID_LENGTH))
+    """Sent with every attempt (the `Idempotency-Key` header of a webhook POST)."""
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, delivered or failed."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    lease_owner: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH))
+    """The worker delivering it now (host:pid:nonce), until `lease_until`."""
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_LENGTH))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_channel: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    """For a Slack message: the conversation it is in (an id), to update it in place."""
+    message_ts: Mapped[str | None] = mapped_column(String(32))

@@ -207,7 +207,8 @@ def _run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test-token",
            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
            "CONCIERGE_MATCHER": args.matcher, "CONCIERGE_DATA_DIR": str(workdir / "data"),
-           "PORT": str(port), "WEB_CONCURRENCY": str(args.workers), "LOG_LEVEL": "WARNING"}
+           "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(args.workers),
+           "LOG_LEVEL": "WARNING"}
     env.pop("SLACK_APP_TOKEN", None)
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -219,7 +220,6 @@ def _run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, server, workdir)
-        # 127.0.0.1 only: the gunicorn bind is 0.0.0.0, but nothing here talks elsewhere.
         slack = SlackSender(f"{url}/slack/events", fake)
         db = Database(database_url, None if database_url else workdir / "data" /
                       "concierge.sqlite3")

@@ -386,7 +386,7 @@ def test_request_needs_url_or_steps(kdir: Path, write_text) -> None:
     path = write_text("req.yaml", set_line(SINGLE, 9, "  x-note: neither"))
     problem = one(report_for(kdir), "request")
     assert (problem.path, problem.line) == (str(path), 8)
-    assert problem.message == "needs a `url` or `steps` (or both)"
+    assert problem.message == "needs a `url`, `steps` or a `form` (or several)"
 
 
 def test_request_with_steps_only_is_fine(kdir: Path, write_text) -> None:

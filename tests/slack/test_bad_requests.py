@@ -287,3 +287,64 @@ def test_command_without_response_url_gets_400(
     body = urlencode(form).encode()
     assert raw_post(running_app, body, signed(body, FORM)).status == 400
     still_serving_and_silent(running_app, caplog)
+
+
+# --- signed, well-formed JSON, wrong inside ------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    b'{"type": "event_callback", "event": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
+    urlencode({"payload": "[" * 100_000 + "]" * 100_000}).encode(),
+], ids=["nested-arrays", "nested-objects", "nested-form-payload"])
+def test_deeply_nested_json_gets_400(running_app: RunningApp,
+                                     caplog: pytest.LogCaptureFixture, body: bytes) -> None:
+    content_type = FORM if body.startswith(b"payload=") else JSON
+    assert raw_post(running_app, body, signed(body, content_type)).status == 400
+    still_serving_and_silent(running_app, caplog)
+
+
+@pytest.mark.parametrize("wrong", [
+    {"channel": 42}, {"channel": ["D0ALICE"]}, {"user": 7}, {"user": {"id": "U0ALICE"}},
+    {"ts": 1700000000.0001}, {"text": 12}, {"text": ["my laptop"]}, {"thread_ts": 3},
+    {"channel_type": True}, {"subtype": 5}, {"bot_id": 1},
+], ids=lambda wrong: "-".join(f"{k}={type(v).__name__}" for k, v in wrong.items()))
+def test_event_with_a_field_of_the_wrong_type_gets_400(
+        running_app: RunningApp, caplog: pytest.LogCaptureFixture,
+        wrong: dict[str, Any]) -> None:
+    body = event_body(GOOD_DM | wrong, event_id="Ev0TYPED")
+    assert raw_post(running_app, body, signed(body)).status == 400
+    still_serving_and_silent(running_app, caplog)
+
+
+@pytest.mark.parametrize("wrong", [
+    {"event_id": 12345}, {"team_id": 7}, {"api_app_id": ["A0APP"]},
+    {"authorizations": "everyone"},
+], ids=["event-id-number", "team-id-number", "app-id-list", "authorizations-text"])
+def test_envelope_with_a_field_of_the_wrong_type_gets_400(
+        running_app: RunningApp, caplog: pytest.LogCaptureFixture,
+        wrong: dict[str, Any]) -> None:
+    body = json.dumps(json.loads(event_body(GOOD_DM)) | wrong).encode()
+    assert raw_post(running_app, body, signed(body)).status == 400
+    still_serving_and_silent(running_app, caplog)
+
+
+@pytest.mark.parametrize("wrong", [
+    {"actions": [CHOOSE | {"value": 42}]},
+    {"actions": [CHOOSE | {"action_id": 5}]},
+    {"container": {"type": "message", "channel_id": 5, "message_ts": "1.2"},
+     "response_url": "https://hooks.slack.test/x"},
+    {"channel": {"id": 12}},
+    {"message": {"ts": 1.5, "blocks": "nope"}},
+    {"team": "T0TEAM"},
+    {"user": {"id": "U0ALICE", "team_id": 7}},
+], ids=["value-number", "action-id-number", "container-channel-number", "channel-id-number",
+        "message-fields-wrong", "team-not-object", "user-team-number"])
+def test_click_with_a_field_of_the_wrong_type_gets_400(
+        running_app: RunningApp, caplog: pytest.LogCaptureFixture,
+        wrong: dict[str, Any]) -> None:
+    payload = {"type": "block_actions", "actions": [CHOOSE],
+               "response_url": "https://hooks.slack.test/x"} | wrong
+    body = interaction_body(payload)
+    assert raw_post(running_app, body, signed(body, FORM)).status == 400
+    still_serving_and_silent(running_app, caplog)

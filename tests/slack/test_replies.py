@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from slackfakes import all_text, buttons
 
+from bot.admin.reports import ReportView, Section
 from bot.catalogue.models import (
     Candidate,
     Catalog,
@@ -18,6 +19,7 @@ from bot.catalogue.models import (
     Owner,
     RequestInfo,
 )
+from bot.slack.admin_replies import report_messages
 from bot.slack.replies import (
     BUTTON_TEXT_LIMIT,
     MESSAGE_BLOCK_LIMIT,
@@ -172,3 +174,42 @@ def test_search_modal_is_valid() -> None:
     view = search_modal().to_dict()
     assert view["type"] == "modal" and view["callback_id"] == "concierge_search"
     assert len(view["title"]["text"]) <= 24
+
+
+ECHOED = "see #general, ask @here or <!channel>, go to http://evil.example.test now"
+
+
+def mrkdwn_objects(node: Any) -> list[dict[str, Any]]:
+    """Every mrkdwn text object in a Block Kit structure."""
+    if isinstance(node, list):
+        return [m for item in node for m in mrkdwn_objects(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node] if node.get("type") == "mrkdwn" else []
+    return found + [m for value in node.values() for m in mrkdwn_objects(value)]
+
+
+def echoing(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in mrkdwn_objects(blocks) if "http://evil.example.test" in m["text"]]
+
+
+@pytest.mark.parametrize("kind", list(DecisionKind))
+def test_echoed_question_is_shown_verbatim_never_linked(kind: DecisionKind) -> None:
+    a, b = offering("a"), offering("b")
+    candidates = tuple(Candidate(o, 0.5, Evidence("needs", "a need")) for o in (a, b))
+    decision = Decision(ECHOED, kind, 0.5, candidates, f'Read as "{ECHOED}".',
+                        offering=a if kind is DecisionKind.ANSWER else None,
+                        choice_count=2 if kind is DecisionKind.CLARIFY else 0)
+    blocks = dicts(decision_message(decision, Catalog((a, b)), ServiceDesk()))
+    shown = echoing(blocks)
+    assert shown, "the question is echoed somewhere"
+    # verbatim: Slack leaves #general, @here and the URL as typed instead of linking them.
+    assert all(m.get("verbatim") is True for m in shown)
+    assert all("<!channel>" not in m["text"] for m in shown)
+
+
+def test_report_lines_quoting_users_are_verbatim() -> None:
+    view = ReportView("Concierge gaps", (Section("Unmet needs", (f"3 × “{ECHOED}”",)),))
+    [message] = report_messages(view)
+    shown = echoing(dicts(message))
+    assert shown and all(m.get("verbatim") is True for m in shown)

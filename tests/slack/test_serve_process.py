@@ -29,7 +29,8 @@ SERVE = [sys.executable, "-m", "bot.slack.serve"]
 
 def process_env(fake: FakeSlackAPI, catalogue: Path, data_dir: Path,
                 **extra: str) -> dict[str, str]:
-    env = {**os.environ, **slack_env(fake, catalogue, data_dir), **extra}
+    # Loopback only: nothing in the tests talks to another interface.
+    env = {**os.environ, **slack_env(fake, catalogue, data_dir), "HOST": "127.0.0.1", **extra}
     # A developer's own settings must not leak into the server under test.
     for name in ("DATABASE_URL", "SLACK_APP_TOKEN"):
         env.pop(name, None)
@@ -153,6 +154,37 @@ def test_serve_stops_at_start_with_one_line_naming_a_missing_variable(
     assert done.stderr.strip().splitlines() == [
         "concierge: SLACK_SIGNING_SECRET: is not set (Basic Information → Signing Secret; "
         "HTTP mode needs it to verify requests)"]
+
+
+def test_a_bad_log_level_is_one_line_naming_it(fake_slack: FakeSlackAPI, catalogue_dir: Path,
+                                               tmp_path: Path) -> None:
+    env = process_env(fake_slack, catalogue_dir, tmp_path / "data", LOG_LEVEL="verbose")
+    done = subprocess.run(SERVE, env=env, capture_output=True, text=True,
+                          timeout=WAIT_SECONDS, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "concierge: LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not "
+        "'verbose'"]
+
+
+def test_serve_listens_on_host_only(fake_slack: FakeSlackAPI, catalogue_dir: Path,
+                                    tmp_path: Path) -> None:
+    # 127.0.0.2 is loopback too, but another address: bound there, 127.0.0.1 stays closed.
+    port = free_port()
+    env = process_env(fake_slack, catalogue_dir, tmp_path / "data", PORT=str(port),
+                      WEB_CONCURRENCY="1", HOST="127.0.0.2")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(SERVE, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.2:{port}", process, log)
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(
+                ("127.0.0.1", port), timeout=WAIT_SECONDS):
+            pass
+        assert f"serving {catalogue_dir} in HTTP on 127.0.0.2 port {port}" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=WAIT_SECONDS)
 
 
 def test_serve_reports_a_rejected_token(fake_slack: FakeSlackAPI, catalogue_dir: Path,
