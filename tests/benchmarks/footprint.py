@@ -61,7 +61,7 @@ from tests.benchmarks.synthetic import write_catalogue
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "knowledge"
 DEFAULT_WORKDIR = ROOT / ".bench"
-START_LIMIT_S = 180.0
+START_LIMIT_S = 900.0
 QUESTIONS = ["my laptop is 5 years old", "I need VPN access from home",
              "mein Konto ist gesperrt", "I have to record interviews with customers",
              "how do I bake sourdough bread", "we need a place to share documents as a team",
