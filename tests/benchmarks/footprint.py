@@ -28,6 +28,7 @@ one start each on a shared machine, so read them with the spread of a second run
     python -m tests.benchmarks.footprint                     # sample catalogue, 2 workers
     python -m tests.benchmarks.footprint --sizes 10000 --events 300
     python -m tests.benchmarks.footprint --drop-page-cache   # root: a cold page cache too
+    python -m tests.benchmarks.footprint --sizes 10000 --cache DIR   # DIR: caches made before
 """
 
 from __future__ import annotations
@@ -276,6 +277,8 @@ def measure(name: str, source: Path, args: argparse.Namespace) -> dict[str, Any]
             if start == "cold":
                 shutil.rmtree(cache, ignore_errors=True)
                 shutil.rmtree(workdir / "data", ignore_errors=True)
+                if args.cache:  # a start with these caches, not a cold one
+                    shutil.copytree(args.cache, cache)
                 if args.drop_page_cache:
                     drop_page_cache()
             try:
@@ -323,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="*", default=[],
                         help="synthetic catalogue sizes besides the sample (e.g. 10000)")
+    parser.add_argument("--no-sample", action="store_true", help="only the --sizes catalogues")
     parser.add_argument("--matcher", default="auto", choices=("auto", "lexical", "semantic"))
     parser.add_argument("--events", type=int, default=200, help="DMs sent for the load figure")
     parser.add_argument("--idle", type=float, default=5.0,
@@ -330,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds after a reload before the settled figure")
     parser.add_argument("--no-reload", dest="reload", action="store_false")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="start with a copy of this cache directory: the 'cold' start is "
+                             "then warm (for a large catalogue whose first embedding is slow)")
     parser.add_argument("--drop-page-cache", action="store_true",
                         help="empty the kernel's page cache before each cold start (root)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -338,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep logs and data")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    catalogues = [("sample", SAMPLE)]
+    catalogues = [] if args.no_sample else [("sample", SAMPLE)]
     for size in args.sizes:
         folder = args.workdir / f"footprint-{size}"
         if not folder.is_dir():
