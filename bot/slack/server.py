@@ -181,8 +181,14 @@ def run_http(config: SlackConfig) -> int:
         def handle_hup(self) -> None:
             # gunicorn's HUP forks new workers and retires the old ones gracefully; here only
             # when the master's reload changed the catalogue, since every worker that
-            # reloaded the same edit sends one.
-            if master.refresh():
+            # reloaded the same edit sends one. An exception here would stop gunicorn
+            # altogether: the workers then keep serving what they have.
+            try:
+                changed = master.refresh()
+            except Exception:
+                log.exception("the master could not reload the catalogue; keeping the workers")
+                return
+            if changed:
                 super().handle_hup()
 
     class ConciergeServer(BaseApplication):  # type: ignore[misc]
