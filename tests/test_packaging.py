@@ -3,8 +3,10 @@ the pinned Python version and the Procfile (docs/slack-setup.md, docs/developmen
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -104,3 +106,28 @@ def test_only_one_package_manager_file_for_the_platform() -> None:
     present = [n for n in ("requirements.txt", "Pipfile.lock", "poetry.lock", "uv.lock")
                if (ROOT / n).exists()]
     assert present == ["uv.lock"]
+
+
+def run_build_hook(tmp_path: Path, knowledge: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONCIERGE_CACHE_DIR": str(tmp_path / "cache"),
+           "CONCIERGE_KNOWLEDGE": str(knowledge),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([str(ROOT / "bin" / "post_compile")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_the_build_hook_writes_the_caches_a_dyno_reads(tmp_path: Path) -> None:
+    done = run_build_hook(tmp_path, ROOT / "knowledge")
+    assert done.returncode == 0, done.stderr
+    written = sorted((tmp_path / "cache").iterdir())
+    assert any(p.name.startswith("knowledge-") for p in written)
+    assert all(p.stat().st_mode & 0o004 for p in written), "the dyno may run as another user"
+
+
+def test_a_broken_catalogue_fails_the_build(tmp_path: Path) -> None:
+    broken = tmp_path / "knowledge"
+    broken.mkdir()
+    (broken / "offerings.yaml").write_text("offerings:\n  - id: [\n", encoding="utf-8")
+    done = run_build_hook(tmp_path, broken)
+    assert done.returncode != 0
+    assert "offerings.yaml" in done.stdout + done.stderr

@@ -247,12 +247,13 @@ NEW_OFFERING = """
 
 
 def reload_everywhere(server: Server, knowledge: Path, workers: int) -> None:
-    """Adds an offering to a knowledge file; each worker's poller notices and reloads it."""
-    before = server.log.read_text(errors="replace").count("reloaded ")
+    """Adds an offering to a knowledge file; waits until a worker has reloaded it and the
+    master has too, and starts replacing the workers."""
+    before = server.log.read_text(errors="replace").count("replacing the workers")
     first = sorted(knowledge.glob("*.yaml"))[0]
     first.write_text(first.read_text(encoding="utf-8") + NEW_OFFERING, encoding="utf-8")
-    deadline = time.monotonic() + 120
-    while server.log.read_text(errors="replace").count("reloaded ") - before < workers:
+    deadline = time.monotonic() + START_LIMIT_S
+    while server.log.read_text(errors="replace").count("replacing the workers") - before < 1:
         if time.monotonic() > deadline:
             raise SystemExit("the workers did not reload")
         time.sleep(0.2)
