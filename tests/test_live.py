@@ -205,27 +205,34 @@ def test_a_file_unreadable_by_permission_is_reported(write_catalogue: Write,
 
 
 def test_a_reload_that_finds_the_same_catalogue_keeps_the_matcher(
-        kdir: Path, write: Write) -> None:
+        live: LiveCatalogue, kdir: Path) -> None:
     """Under gunicorn the matcher was built before the fork and is shared by the workers; a
     rebuilt one would be each worker's own copy."""
-    path = write("print.yaml", "printer-toner")
-    reloads: list[str] = []
-    live = LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"),
-                         on_reload=lambda: reloads.append("reloaded"))
     kept = live.matcher
+    path = kdir / "print.yaml"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     result = live.poll()
     assert result is not None and result.ok and result.diff is not None
     assert result.diff.is_empty
     assert live.matcher is kept
-    assert reloads == []
 
+
+def test_a_changed_catalogue_is_handed_over_to_be_built_elsewhere(kdir: Path,
+                                                                  write: Write) -> None:
+    """Under gunicorn the master builds it and forks new workers: this one keeps answering
+    with what it has until it is replaced, and never holds a copy of its own."""
+    write("print.yaml", "printer-toner")
+    handed: list[str] = []
+    live = LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"),
+                         handover=lambda: handed.append("build it"))
+    kept = live.matcher
     write("print.yaml", "printer-toner", "printer-repair")
-    changed = live.poll()
-    assert changed is not None and changed.diff is not None
-    assert changed.diff.added == ("printer-repair",)
-    assert live.matcher is not kept
-    assert reloads == ["reloaded"]
+    result = live.poll()
+    assert result is not None and result.diff is not None
+    assert result.diff.added == ("printer-repair",)
+    assert handed == ["build it"]
+    assert live.matcher is kept
+    assert live.poll() is None  # the same edit is handed over once
 
 
 def test_an_edit_made_after_the_matcher_was_built_is_reloaded(kdir: Path,

@@ -384,7 +384,7 @@ class Runtime:
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
                   store: Store | None = None, loaded_from: Fingerprint | None = None,
-                  on_reload: Callable[[], object] | None = None) -> Runtime:
+                  handover: Callable[[], object] | None = None) -> Runtime:
     ops = config.operations
     guard = open_store(config.database_url) if store is None else BestEffort(store)
     store = guard.store
@@ -392,7 +392,7 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
     recorder.purge_if_due()
     live = LiveCatalogue(config.knowledge, config.matcher_mode, matcher or load_matcher(config),
                          guard, watch=ops.watch_knowledge, loaded_from=loaded_from,
-                         on_reload=on_reload)
+                         handover=handover)
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
     concierge = Concierge(live, config.service_desk, recorder, admins,
                           AdminDesk(live, store, ops.reload_interval))
@@ -483,13 +483,13 @@ def wsgi_app(app: App, *, signing_secret: str | None,
 
 def app_with_pollers(config: SlackConfig, *, matcher: Matcher | None = None,
                      loaded_from: Fingerprint | None = None,
-                     on_reload: Callable[[], object] | None = None) -> tuple[App, list[Poller]]:
+                     handover: Callable[[], object] | None = None) -> tuple[App, list[Poller]]:
     """The app of one serving process with its reload poller and takeover heartbeat running
-    (`Runtime`); `matcher`, `loaded_from` and `on_reload` as for `LiveCatalogue`. Starts
+    (`Runtime`); `matcher`, `loaded_from` and `handover` as for `LiveCatalogue`. Starts
     threads and opens database connections: under gunicorn, call it in the worker."""
     client = make_client(config)
     runtime = build_runtime(config, client, matcher=matcher, loaded_from=loaded_from,
-                            on_reload=on_reload)
+                            handover=handover)
     app = create_app(config, client=client, runtime=runtime)
     return app, [runtime.start_poller(config.operations.reload_interval),
                  runtime.start_takeover(app)]

@@ -6,10 +6,10 @@ HTTP mode is a gunicorn master and `WEB_CONCURRENCY` worker processes:
             vectors (`Master.load`) ─▶ gc.freeze() ─▶ fork the workers
     worker  database connections, Bolt app, listener threads, reload poller and takeover
             heartbeat, built after the fork around the master's matcher (`app_with_pollers`)
-    reload  a worker whose reload changed the catalogue sends the master SIGHUP; the master
-            loads it too (the worker has just written the caches that make this quick) and,
-            when it differs from the master's own, forks new workers and retires the old
-            ones gracefully (gunicorn's HUP), so the workers share one matcher again
+    reload  a worker whose reload finds the catalogue changed does not build it: it sends the
+            master SIGHUP and answers with what it has meanwhile; the master builds the new
+            matcher and, when the catalogue differs from its own, forks new workers with it
+            and retires the old ones gracefully (gunicorn's HUP): one copy per host, always
 
 Why the master loads: memory a process wrote before fork() stays shared with its children
 until one of them writes to it, so the catalogue's vectors and indexes cost one copy per
@@ -159,7 +159,7 @@ def _return_free_memory() -> None:
 
 
 def ask_master_to_reload(master_pid: int) -> Callable[[], None]:
-    """A worker's `on_reload`: SIGHUP to the master it was forked from, unless it has died
+    """A worker's `handover`: SIGHUP to the master it was forked from, unless it has died
     (the worker then has another parent, which must not get the signal)."""
 
     def notify() -> None:
@@ -218,7 +218,7 @@ def run_http(config: SlackConfig) -> int:
             preloaded = master.preloaded or master.load()
             app, _ = app_with_pollers(config, matcher=preloaded.matcher,
                                       loaded_from=preloaded.fingerprint,
-                                      on_reload=ask_master_to_reload(os.getppid()))
+                                      handover=ask_master_to_reload(os.getppid()))
             return wsgi_app(app, signing_secret=config.signing_secret)
 
         def run(self) -> None:

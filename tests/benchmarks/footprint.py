@@ -55,6 +55,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "slack"))
 
+import yaml
 from slackfakes import SIGNING_SECRET, FakeSlackAPI, SlackSender
 
 from tests.benchmarks.synthetic import write_catalogue
@@ -235,15 +236,12 @@ def load(server: Server, fake: FakeSlackAPI, events: int) -> Memory:
     return peak[0]
 
 
-NEW_OFFERING = """
-  - id: footprint-company-car
-    name: Company car
-    summary: A leased car for employees who drive to customers.
-    kind: product
-    owner: {team: Fleet, contact: "#fleet"}
-    request: {url: "https://it.example.test/request/car"}
-    needs: [I need a company car for customer visits]
-"""
+NEW_OFFERING = {
+    "id": "footprint-company-car", "name": "Company car",
+    "summary": "A leased car for employees who drive to customers.", "kind": "product",
+    "owner": {"team": "Fleet", "contact": "#fleet"},
+    "request": {"url": "https://it.example.test/request/car"},
+    "needs": ["I need a company car for customer visits"]}
 
 
 def reload_everywhere(server: Server, knowledge: Path, workers: int) -> None:
@@ -251,7 +249,10 @@ def reload_everywhere(server: Server, knowledge: Path, workers: int) -> None:
     master has too, and starts replacing the workers."""
     before = server.log.read_text(errors="replace").count("replacing the workers")
     first = sorted(knowledge.glob("*.yaml"))[0]
-    first.write_text(first.read_text(encoding="utf-8") + NEW_OFFERING, encoding="utf-8")
+    content = yaml.safe_load(first.read_text(encoding="utf-8"))
+    content["offerings"].append(NEW_OFFERING)
+    first.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True),
+                     encoding="utf-8")
     deadline = time.monotonic() + START_LIMIT_S
     while server.log.read_text(errors="replace").count("replacing the workers") - before < 1:
         if time.monotonic() > deadline:
