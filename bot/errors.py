@@ -74,5 +74,5 @@ class ChartUnavailable(ConciergeError):
     """A chart was asked for but `package` (the `chart` extra) is not installed."""
 
     def __init__(self, message: str, *, package: str) -> None:
-        super().__init__(f"{package}: {message}")
+        super().__init__(message)
         self.package = package

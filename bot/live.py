@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.catalogue.loader import check_knowledge, knowledge_files
-from bot.catalogue.models import Catalog, CatalogDiff, Problem
+from bot.catalogue.models import Catalog, CatalogDiff, KnownWebhooks, Problem
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
 from bot.store.recorder import BestEffort
@@ -81,6 +81,7 @@ class LiveCatalogue:
 
     def __init__(self, knowledge: Path, mode: str, matcher: Matcher,
                  guard: BestEffort | None = None, *, watch: bool = True,
+                 webhooks: KnownWebhooks | None = None,
                  loaded_from: Fingerprint | None = None,
                  handover: Callable[[], object] | None = None) -> None:
         """`loaded_from`: the files' fingerprint when `matcher` was built, if not now (a
@@ -89,12 +90,15 @@ class LiveCatalogue:
         self.knowledge = knowledge
         self.mode = mode
         self.watch = watch
+        self.webhooks = webhooks
+        """The webhooks request forms may name here: a reload naming another is an error."""
         self._matcher = matcher
         self._guard = guard
         self._handover = handover
         self._reload_lock = threading.Lock()
         self._fingerprint = fingerprint(knowledge) if loaded_from is None else loaded_from
         self._generation = self._read_generation() or 0
+        self._record_served()
 
     @property
     def matcher(self) -> Matcher:
@@ -114,11 +118,20 @@ class LiveCatalogue:
         store = self._guard.store
         return self._guard.run("reading the reload generation", store.generation, None)
 
+    def _record_served(self) -> None:
+        """Tell the store which catalogue is served: the reports on the command line name
+        offerings from it (`concierge stats` run where the knowledge files are not)."""
+        if self._guard is None:
+            return
+        store, catalog = self._guard.store, self.catalog
+        self._guard.run("recording the served catalogue", lambda: store.record_served(
+            str(self.knowledge.resolve()), (o.id for o in catalog)), None)
+
     def reload(self) -> ReloadResult:
         """Re-read the knowledge directory; swap the matcher only if it has no errors."""
         with self._reload_lock:
             current_print = fingerprint(self.knowledge)
-            report = check_knowledge(self.knowledge)
+            report = check_knowledge(self.knowledge, webhooks=self.webhooks)
             # Remember what was read even when it failed: a broken file is reported once,
             # not on every poll, and the next edit triggers the next attempt.
             self._fingerprint = current_print
@@ -140,6 +153,8 @@ class LiveCatalogue:
             self._matcher = build_matcher(report.catalog, self.mode)
             log.info("reloaded %s: %d offerings; %s", self.knowledge, len(report.catalog),
                      diff.summary())
+            if not diff.is_empty:
+                self._record_served()
             return ReloadResult(diff, report.problems, len(report.catalog))
 
     def reload_everywhere(self) -> ReloadResult:

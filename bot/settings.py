@@ -56,3 +56,40 @@ def whole_number(get: Callable[[str], str], name: str, default: int, low: int, h
     if not low <= value <= high:
         raise ConfigError(f"must be between {low} and {high}, not {value}", setting=name)
     return value
+
+
+# The decision lines an operator can pin (`bot.matching.calibration`): variable → line.
+LINE_SETTINGS = {
+    "CONCIERGE_ANSWER_LINE": "answer",
+    "CONCIERGE_MARGIN_LINE": "margin",
+    "CONCIERGE_DECLINE_LINE": "decline",
+}
+
+
+def pinned_lines(get: Callable[[str], str] | None = None) -> dict[str, float]:
+    """The decision lines set in the environment (`answer`, `margin`, `decline` → value in
+    0..1.5); the others are learnt from the catalogue. A malformed value raises."""
+    read = get or (lambda name: os.environ.get(name, ""))
+    lines = {}
+    for name, line in LINE_SETTINGS.items():
+        raw = read(name).strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"must be a number such as 0.45, not {raw!r}", setting=name) from None
+        if not 0.0 <= value <= 1.5:
+            raise ConfigError(f"must be between 0 and 1.5, not {value}", setting=name)
+        lines[line] = value
+    return lines
+
+
+def calibration_enabled(get: Callable[[str], str] | None = None) -> bool:
+    """`CONCIERGE_CALIBRATION`: `on` (default) learns the decision lines from each catalogue;
+    `off` uses the built-in defaults."""
+    read = get or (lambda name: os.environ.get(name, ""))
+    value = read("CONCIERGE_CALIBRATION").strip().lower() or "on"
+    if value not in {"on", "off"}:
+        raise ConfigError(f"must be on or off, not {value!r}", setting="CONCIERGE_CALIBRATION")
+    return value == "on"

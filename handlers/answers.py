@@ -16,37 +16,26 @@ thread is in a channel: reading it needs `channels:history` (or `groups:history`
 manifest does not ask for them. Slack then refuses the lookup (`missing_scope`), and the
 mention is answered again, at least once rather than at most once. Messages come newest
 first from `conversations.history`, oldest first from `conversations.replies`; either
-way a few pages of 15 cover the five minutes in which an event may be taken over.
+way a few pages of 15 cover the five minutes in which an event may be taken over
+(`bot.slack.history` reads them, for the digests too).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.slack.history import find_message, metadata_matches
 from bot.store.takeover import InSlack, Lookup, event_id_of
 
 log = logging.getLogger("concierge.takeover")
 
 ANSWER_EVENT_TYPE = "concierge_answer"
 """The metadata `event_type` of every answer to an event."""
-# 15 is the most Slack lets apps outside its Marketplace ask for at once since 2025 (an
-# app built for one's own workspace may ask for more). A DM rarely has 15 messages in the
-# minutes between a question and its takeover, so one page is the rule.
-PAGE_SIZE = 15
-# At most this many pages: 60 messages after the question, in the five minutes an event
-# may be taken over. Past that the answer could still be there: "cannot tell".
-MAX_PAGES = 4
-# Failures that pass: the next beat may find Slack answering again.
-PASSING_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error",
-                            "service_unavailable", "request_timeout"})
-
-
 @dataclass(frozen=True, slots=True)
 class Place:
     """Where the answer to an event goes: a conversation, perhaps a thread in it."""
@@ -89,12 +78,7 @@ def answer_metadata(body: Mapping[str, Any]) -> dict[str, Any] | None:
 def names_event(message: Mapping[str, Any], event_id: str) -> bool:
     """Whether `message` is a bot's answer to the event `event_id`. Only apps can attach
     metadata, and only a bot's message counts: the metadata is the app's own word."""
-    metadata = message.get("metadata")
-    if not (message.get("bot_id") and isinstance(metadata, dict)):
-        return False
-    payload = metadata.get("event_payload")
-    return (metadata.get("event_type") == ANSWER_EVENT_TYPE and isinstance(payload, dict)
-            and payload.get("event_id") == event_id)
+    return metadata_matches(message, ANSWER_EVENT_TYPE, {"event_id": event_id})
 
 
 def answer_lookup(client: WebClient) -> Lookup:
@@ -105,54 +89,9 @@ def answer_lookup(client: WebClient) -> Lookup:
         place = place_of(body)
         if place is None:
             return InSlack.CANNOT_TELL  # nothing to look for: its replay posts nothing either
-        try:
-            for pages, page in enumerate(_pages(client, place), start=1):
-                if any(names_event(m, event_id) for m in page.get("messages") or []):
-                    return InSlack.YES
-                if page.get("has_more") and pages >= MAX_PAGES:
-                    log.info("event %s: no answer in %d messages of %s; cannot tell",
-                             event_id, pages * PAGE_SIZE, place.channel)
-                    return InSlack.CANNOT_TELL
-            return InSlack.NO
-        except SlackApiError as exc:
-            return _refused(event_id, place, exc)
-        except (SlackClientError, OSError) as exc:
-            log.info("event %s: looking up its answer failed (%s)", event_id, exc)
-            return InSlack.LOOKUP_FAILED
+        return find_message(
+            client, place.channel, lambda m: names_event(m, event_id), oldest=place.after,
+            thread_ts=place.thread_ts, what=f"event {event_id}",
+            refused_level=logging.WARNING if place.direct else logging.INFO)
 
     return lookup
-
-
-def _pages(client: WebClient, place: Place) -> Iterator[dict[str, Any]]:
-    cursor: str | None = None
-    while True:
-        if place.thread_ts is None:
-            response = client.conversations_history(
-                channel=place.channel, oldest=place.after, include_all_metadata=True,
-                limit=PAGE_SIZE, cursor=cursor)
-        else:
-            response = client.conversations_replies(
-                channel=place.channel, ts=place.thread_ts, oldest=place.after,
-                include_all_metadata=True, limit=PAGE_SIZE, cursor=cursor)
-        page = response.data if isinstance(response.data, dict) else {}
-        yield page
-        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-        if not (page.get("has_more") and cursor):
-            return
-
-
-def _refused(event_id: str, place: Place, exc: SlackApiError) -> InSlack:
-    error = str(exc.response.get("error") or "")
-    if error == "thread_not_found":
-        return InSlack.NO  # no thread, so no answer in it
-    if exc.response.status_code == 429 or exc.response.status_code >= 500 or (
-            error in PASSING_ERRORS):
-        log.info("event %s: looking up its answer failed (%s)", event_id, error or
-                 exc.response.status_code)
-        return InSlack.LOOKUP_FAILED
-    # missing_scope (a channel mention), channel_not_found, not_in_channel, …: waiting will
-    # not change the answer.
-    level = logging.INFO if not place.direct else logging.WARNING
-    log.log(level, "event %s: Slack will not show where its answer goes (%s); answering "
-            "it again if need be", event_id, error)
-    return InSlack.CANNOT_TELL

@@ -1,7 +1,8 @@
 """`/concierge <need>`: an answer only the caller sees; no text shows the help.
 
-`/concierge <subcommand>` (stats, gaps, owners, reload, check, help) is for admins;
-anyone else gets a polite refusal. Admin output can take several messages.
+`/concierge <subcommand>` (stats, gaps, owners, suggest, reload, check, help) is for
+admins; anyone else gets a polite refusal. Admin output can take several messages; `stats`
+also posts a chart to the admin's DM with the app.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from bot.admin.desk import parse_admin_command
+from bot.slack.charts import chart_uploader
 from bot.slack.replies import slack_to_plain
 from handlers import Concierge
 
@@ -18,7 +21,8 @@ COMMAND = "/concierge"
 
 
 def register(app: App, concierge: Concierge) -> None:
-    def answer_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def answer_command(ack: Ack, command: dict[str, Any], respond: Respond,
+                       client: WebClient) -> None:
         ack()
         text = slack_to_plain(command.get("text") or "")
         user = command.get("user_id")
@@ -28,7 +32,8 @@ def register(app: App, concierge: Concierge) -> None:
                                     team=command.get("team_id"))
             respond(response_type="ephemeral", **reply.payload())
             return
-        for message in concierge.admin(subcommand, user=user):
+        for message in concierge.admin(subcommand, user=user,
+                                       upload=chart_uploader(client, user)):
             respond(response_type="ephemeral", replace_original=False, **message.payload())
 
     app.command(COMMAND)(answer_command)

@@ -32,11 +32,11 @@ def register(app: App, concierge: Concierge) -> None:
             logger.debug("not answering message %s", event.get("ts"))
             return
         need = slack_to_plain(event.get("text") or "", strip_user=context.bot_user_id)
-        reply = concierge.reply(need, surface="dm", user=event.get("user"),
-                                team=context.team_id)
+        replies = concierge.direct_message(need, user=event.get("user"), team=context.team_id)
         # A reply inside a DM thread stays in that thread; a top-level DM gets a top-level answer.
-        client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts,
-                                metadata=answer_metadata(body), **reply.payload())
+        for reply in replies:
+            client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts,
+                                    metadata=answer_metadata(body), **reply.payload())
 
     def answer_mention(event: dict[str, Any], body: dict[str, Any], client: WebClient,
                        context: BoltContext, logger: Logger) -> None:

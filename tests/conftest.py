@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from webhookfake import FakeWebhook
 
 WriteText = Callable[[str, str], Path]
 WriteCatalogue = Callable[..., Path]
@@ -91,3 +92,11 @@ def write_catalogue(kdir: Path) -> WriteCatalogue:
 def new_offering() -> Callable[..., dict[str, Any]]:
     """`new_offering("id", **fields)`: a minimal valid offering mapping."""
     return make_offering
+
+
+@pytest.fixture
+def webhook() -> Iterator[FakeWebhook]:
+    """A receiving tool on 127.0.0.1 that verifies webhook signatures (tests/webhookfake.py)."""
+    fake = FakeWebhook().start()
+    yield fake
+    fake.stop()

@@ -20,8 +20,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RATES = ("top1", "top3", "direct", "resolved", "confidently_wrong")
-COLUMNS = ("top-1", "top-3", "direct", "resolved", "conf. wrong", "OOS declined", "AUROC",
-           "ms median", "ms p99", "× BM25 ms")
+COLUMNS = ("top-1", "top-3", "direct", "resolved", "conf. wrong", "worst domain wrong",
+           "in-scope declined", "… right first", "OOS declined", "AUROC", "ms median", "ms p99",
+           "× BM25 ms")
 
 # Each intent has its own words, so a word-based matcher can rank it first.
 INTENTS = {
@@ -66,6 +67,9 @@ def data_root(tmp_path: Path) -> Path:
         "oos_train": [], "oos_val": [[q, "oos"] for q in OUT_OF_SCOPE[:4]],
         "oos_test": [[q, "oos"] for q in OUT_OF_SCOPE[4:]],
     }), encoding="utf-8")
+    intents = list(INTENTS)
+    (root / "clinc150" / "domains.json").write_text(json.dumps(
+        {"office": intents[:3], "access": intents[3:]}), encoding="utf-8")
     (root / "banking77").mkdir()
     for name, rows in (("train.csv", train), ("test.csv", test)):
         with (root / "banking77" / name).open("w", newline="", encoding="utf-8") as fh:
@@ -124,8 +128,18 @@ def check_sane(table: dict[str, Any]) -> None:
 
 
 def test_one_table_per_data_set_and_shots_with_sane_numbers(harness: Harness) -> None:
-    result = json.loads(harness("--matchers", "lexical", "--shots", "3,10", "--json"))
-    tables = result["tables"]
+    result = json.loads(harness("--matchers", "lexical", "--shots", "3,10", "--domain-shots",
+                                "4", "--json"))
+    by_domain, each_domain, *tables = result["tables"]
+    assert (by_domain["dataset"], by_domain["shots"]) == ("CLINC150 by domain (mean of 2)", 4)
+    # Each domain: its three intents' test questions in scope, the other domain's and the
+    # out-of-scope ones out of scope (fewer here than the 450 + 450 of the real set).
+    assert (by_domain["in_scope"], by_domain["out_of_scope"]) == (
+        3 * len(INTENTS), 3 * len(INTENTS) + 2 * 4)
+    assert [r["matcher"] for r in by_domain["rows"]] == ["Concierge lexical"]
+    assert 0.0 <= by_domain["rows"][0]["metrics"]["worst_wrong"] <= 1.0
+    assert [r["matcher"] for r in each_domain["rows"]] == [
+        "office: Concierge lexical", "access: Concierge lexical"]
     assert [(t["dataset"], t["shots"]) for t in tables] == [
         ("CLINC150 test", 3), ("CLINC150 test", 10),
         ("BANKING77 test", 3), ("BANKING77 test", 10),

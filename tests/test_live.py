@@ -7,20 +7,19 @@ reported; a good directory again is picked up with what changed.
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import shutil
-import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from unprivileged import as_unprivileged, shared_folder
 
 from bot.catalogue.loader import load_catalog
 from bot.catalogue.models import DecisionKind
-from bot.live import LiveCatalogue, fingerprint
+from bot.live import LiveCatalogue, ReloadResult, fingerprint
 from bot.matching.engine import build_matcher
 
 NEED = "I need the printer toner"
@@ -136,50 +135,37 @@ def test_a_yaml_file_with_an_upper_case_suffix_is_watched_too(live: LiveCatalogu
     assert "company-car" in {o.id for o in live.catalog}
 
 
-NOBODY = 65534
+def test_a_fifo_neither_hangs_the_poller_nor_blocks_later_edits(live: LiveCatalogue,
+                                                                kdir: Path,
+                                                                write: Write) -> None:
+    os.mkfifo(kdir / "stuck.yaml")
+    polled: list[ReloadResult | None] = []
+    poller = threading.Thread(target=lambda: polled.append(live.poll()), daemon=True)
+    poller.start()
+    poller.join(60)  # a liveness guard: opening a FIFO to read blocks until a writer comes
+    assert polled, "the reload poller hung on a FIFO"
+    result = polled[0]
+    assert result is not None and not result.ok
+    assert [p.message for p in result.errors] == [
+        "is not a regular file (a named pipe); only plain files are read"]
+    _serves_last_good(live)
+    (kdir / "stuck.yaml").unlink()
+    write("cars.yaml", "company-car")  # the next edit loads
+    result = live.poll()
+    assert result is not None and result.ok
+    assert "company-car" in {o.id for o in live.catalog}
 
 
-def _reload_as(uid: int, live: LiveCatalogue) -> dict[str, Any]:
-    """`live.reload()` in a forked child that runs as `uid`, and what it saw.
-
-    Root reads any file whatever its permission bits (CI runs as root), so the child drops to
-    an unprivileged user first; a fork, because this interpreter itself may live where that
-    user cannot reach it. Everything the child needs is imported before the fork."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, and never return into pytest
-        status = 1
-        try:
-            os.close(reader)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            result = live.reload()
-            outcome = {"ok": result.ok, "errors": [(p.path, p.message) for p in result.errors],
-                       "ids": sorted(o.id for o in live.catalog),
-                       "answer": live.matcher.decide(NEED).kind.value}
-            os.write(writer, json.dumps(outcome).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(writer)
-    try:
-        ready, _, _ = select.select([reader], [], [], 120)
-        assert ready, "the unprivileged reload did not finish"
-        with os.fdopen(reader, "rb") as pipe:
-            data = pipe.read()
-    finally:
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged reload failed"
-    return dict(json.loads(data))
+def _reload_seen(live: LiveCatalogue) -> dict[str, Any]:
+    result = live.reload()
+    return {"ok": result.ok, "errors": [(p.path, p.message) for p in result.errors],
+            "ids": sorted(o.id for o in live.catalog),
+            "answer": live.matcher.decide(NEED).kind.value}
 
 
 def test_a_file_unreadable_by_permission_is_reported(write_catalogue: Write,
                                                       new_offering: NewOffering) -> None:
-    # A directory every user can enter: pytest's own temporary folders are private to root.
-    kdir = Path(tempfile.mkdtemp(prefix="concierge-perm-"))
-    try:
-        kdir.chmod(0o755)
+    with shared_folder("concierge-perm-") as kdir:
         write_catalogue([new_offering("printer-toner"), new_offering("printer-repair")],
                         name="print.yaml", directory=kdir)
         write_catalogue([new_offering("mobile-phone")], name="phones.yaml", directory=kdir)
@@ -187,21 +173,13 @@ def test_a_file_unreadable_by_permission_is_reported(write_catalogue: Write,
             path.chmod(0o644)
         live = LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"))
         (kdir / "phones.yaml").chmod(0)
-        if os.geteuid() == 0:
-            seen = _reload_as(NOBODY, live)
-        else:
-            result = live.reload()
-            seen = {"ok": result.ok, "errors": [(p.path, p.message) for p in result.errors],
-                    "ids": sorted(o.id for o in live.catalog),
-                    "answer": live.matcher.decide(NEED).kind.value}
+        seen = as_unprivileged(lambda: _reload_seen(live))
         assert not seen["ok"]
         [(path, message)] = seen["errors"]
         assert path == str(kdir / "phones.yaml")
         assert message.startswith("cannot read file") and "ermission denied" in message
         assert seen["ids"] == ["mobile-phone", "printer-repair", "printer-toner"]
         assert seen["answer"] == DecisionKind.ANSWER.value
-    finally:
-        shutil.rmtree(kdir)
 
 
 def test_a_reload_that_finds_the_same_catalogue_keeps_the_matcher(

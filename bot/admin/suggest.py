@@ -55,8 +55,10 @@ HALF_LIFE = timedelta(days=14)
 # catalogue stays a matter of seconds. The rest is counted, and `--owner` narrows it.
 MAX_OFFERINGS = 20
 MAX_PER_OFFERING = 5
-# Questions answered outright today that are re-asked against each what-if matcher.
-MAX_PROBES = 2000
+# Recent questions answered outright that are asked again today, to find the few where an
+# offering with added needs is in the running (each is then asked of its what-if matcher):
+# a thousand decisions is a few seconds in semantic mode.
+MAX_PROBES = 1000
 MAX_SIDE_EFFECTS = 5
 MIN_CONTENT_WORDS = 2
 MAX_PHRASE_CHARS = 160
@@ -352,6 +354,9 @@ def offering_sections(o: OfferingSuggestions, catalog: Catalog, *,
             lines.append(f"    today: {s.today.describe(catalog)} → with this need: "
                          f"{s.with_it.describe(catalog)}; {after} of {len(s.wordings)} "
                          f"wordings answered outright (today {before})")
+            if not s.with_it.answers(s.offering_id):
+                lines.append("    not enough on its own: other offerings' needs say much the "
+                             "same; make this one's needs more specific")
     for effect in o.side_effects:
         lines.append(f"    would also change: “{effect.text}” ({effect.before.describe(catalog)}"
                      f" today → {effect.after.describe(catalog)})")
@@ -498,10 +503,13 @@ def _with_snippets(results: list[OfferingSuggestions],
     plan = plan_edits(catalog, {o.offering.id: o.phrases for o in results if o.phrases})
     refused = {e.offering: str(e) for e in plan.refused}
     if plan.files:
-        report = check_plan(catalog, plan)
-        if report.catalog is None:  # pragma: no cover - needs_edit verifies each edit
-            why = ("the edited files would not pass `concierge check`: "
-                   + "; ".join(p.render() for p in report.errors[:3]))
+        try:
+            report = check_plan(catalog, plan)
+            problems = [p.render() for p in report.errors[:3]] if report.catalog is None else []
+        except OSError as exc:  # the copy to check it on could not be made
+            problems = [f"could not check the edited files ({exc})"]
+        if problems:  # never hand out a patch that would not load
+            why = "the edited files would not pass `concierge check`: " + "; ".join(problems)
             refused |= {s.offering_id: why for s in plan.snippets}
             plan = EditPlan((), (), plan.refused, plan.root)
     snippets = {s.offering_id: s for s in plan.snippets}

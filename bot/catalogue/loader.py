@@ -16,10 +16,12 @@ and reported again on every load, and an edited file has a new digest.
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import unicodedata
 from collections import defaultdict
@@ -32,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from bot.catalogue import cache as catalog_cache
@@ -55,6 +57,7 @@ from bot.catalogue.models import (
 )
 from bot.errors import KnowledgeError
 from bot.settings import cache_dir
+from bot.wording import plural, printable
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 2_000_000
@@ -82,6 +85,16 @@ class LoadReport:
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if not p.is_error)
 
+    def verdict(self) -> str:
+        """One line: `ok: 64 offerings in 12 files, 1 warning` or `2 errors, 0 warnings in
+        3 files`."""
+        files = plural(self.files, "file")
+        if self.catalog is not None:
+            warned = f", {plural(len(self.warnings), 'warning')}" if self.warnings else ""
+            return f"ok: {plural(len(self.catalog), 'offering')} in {files}{warned}"
+        return (f"{plural(len(self.errors), 'error')}, "
+                f"{plural(len(self.warnings), 'warning')} in {files}")
+
 
 def schema_path() -> Path:
     """The JSON Schema file shipped with the package (for editors and docs)."""
@@ -96,11 +109,50 @@ def _schema() -> dict[str, Any]:
 
 
 @cache
-def _offering_validator() -> Draft202012Validator:
+def _offering_validator() -> Any:
     # References resolved once here rather than on every field of every offering: that lookup
     # was a third of validation time on a 10,000-offering catalogue.
     defs = _schema()["$defs"]
-    return Draft202012Validator(_inline_refs(defs["offering"], defs))
+    return _Validator(_inline_refs(defs["offering"], defs))
+
+
+def ecma_anchors(pattern: str) -> str:
+    """A JSON Schema `pattern` (ECMA-262) as Python reads it: `$` outside a character class
+    becomes `\\Z`. In ECMA-262 `$` is the end of the text; in Python it also matches
+    before a final newline, so `id: "password-reset\\n"` passed `^[a-z0-9-]*$`, loaded
+    beside `password-reset` and slipped past the duplicate-id rule."""
+    out: list[str] = []
+    in_class = escaped = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            out.append("\\Z")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+@cache
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_anchors(pattern))
+
+
+def _whole_text_pattern(validator: Any, pattern: str, instance: Any,
+                        schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _pattern_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# The shipped schema's validator, with `pattern` read the way editors (ECMA-262) read it.
+_Validator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _whole_text_pattern})
 
 
 _ANNOTATIONS = frozenset({"description", "title", "$comment", "examples"})
@@ -154,8 +206,9 @@ def check_knowledge(root: str | os.PathLike[str], *, cache: bool = True,
     files = list(knowledge_files(base, problems))
     validated = _ValidatedFiles.open(base) if cache else None
     raw: list[_RawOffering] = []
+    inside = base.resolve()
     for path in files:
-        raw.extend(_read_file(path, problems, validated))
+        raw.extend(_read_file(path, problems, validated, inside=inside))
     if validated is not None:
         validated.save()
     if not files and not problems:
@@ -173,7 +226,15 @@ def knowledge_files(base: Path, problems: list[Problem]) -> Iterator[Path]:
     """The knowledge files under `base` that the loader reads, in reading order."""
     # os.walk does not follow directory symlinks, so a symlink loop cannot trap it.
     found = 0
-    for dirpath, dirnames, filenames in os.walk(base, onerror=None):
+
+    def unreadable(error: OSError) -> None:
+        # Silently skipping a folder the process cannot list would serve a catalogue with
+        # offerings missing, or report an unreadable knowledge directory as an empty one.
+        where = error.filename or str(base)
+        problems.append(Problem(str(where), 0, "directory",
+                                f"cannot read directory: {error.strerror or error}"))
+
+    for dirpath, dirnames, filenames in os.walk(base, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith(".") or not name.lower().endswith(YAML_SUFFIXES):
@@ -199,7 +260,7 @@ class _RawOffering:
 # What the cross-file rules look up in an offering's line index (`_cross_check`); only
 # these lines are kept past validation, which keeps cached files small and quick to read.
 _CROSS_CHECKED = frozenset({"id", "includes", "replaced_by", "lifecycle"})
-_CROSS_CHECKED_REQUEST = frozenset({"form", "deliver_to"})
+_CROSS_CHECKED_REQUEST = frozenset({"form", "deliver_to", "url"})
 
 # A validated file as cached: per offering, its data, first line and cross-checked lines.
 _CachedFile = tuple[tuple[dict[str, Any], int, dict[JsonPath, int]], ...]
@@ -254,16 +315,14 @@ def _static_cache_version() -> str:
         "libyaml" if _SAFE_LOADER is not yaml.SafeLoader else "pure-python")
 
 
-def _read_file(path: Path, problems: list[Problem],
-               validated: _ValidatedFiles | None = None) -> list[_RawOffering]:
+def _read_file(path: Path, problems: list[Problem], validated: _ValidatedFiles | None = None,
+               *, inside: Path | None = None) -> list[_RawOffering]:
     where = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            problems.append(Problem(where, 1, "file",
-                                    f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}"))
-            return []
-        blob = path.read_bytes()
+        blob = read_knowledge_file(path, inside)
+    except UnsafeFile as exc:
+        problems.append(Problem(where, exc.line, "file", str(exc)))
+        return []
     except OSError as exc:
         problems.append(Problem(where, 0, "file", f"cannot read file: {exc.strerror or exc}"))
         return []
@@ -280,6 +339,55 @@ def _read_file(path: Path, problems: list[Problem],
     return found
 
 
+class UnsafeFile(Exception):
+    """A knowledge file that is not read: what it is, for the problem's message."""
+
+    def __init__(self, message: str, *, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def read_knowledge_file(path: Path, inside: Path | None = None) -> bytes:
+    """The bytes of one knowledge file, trusting nothing about what the path points to.
+
+    Only a regular file is read (opened without blocking, so a FIFO named `x.yaml` cannot
+    hang the loader or a worker's reload poller, and checked after opening, so a device
+    such as `/dev/zero` is never read), at most `MAX_FILE_BYTES` + 1 bytes of it; with
+    `inside`, a path that resolves outside that folder (a symlink elsewhere) is refused.
+    `UnsafeFile` says why a file is not read; `OSError` when it cannot be.
+    """
+    if inside is not None:
+        try:
+            target = path.resolve()
+        except RuntimeError as exc:  # a symlink loop (Python 3.11 and 3.12 say so this way)
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from exc
+        if not target.is_relative_to(inside):
+            raise UnsafeFile(f"is a link to {target}, outside the knowledge directory; "
+                             "only files inside it are read")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"is not a regular file ({_file_kind(info.st_mode)}); only plain "
+                             "files are read")
+        size = info.st_size
+        # Read no more than one byte past the limit even if the file grows meanwhile.
+        blob = b"" if size > MAX_FILE_BYTES else handle.read(MAX_FILE_BYTES + 1)
+    if size > MAX_FILE_BYTES or len(blob) > MAX_FILE_BYTES:
+        raise UnsafeFile(f"file is {max(size, len(blob)):,} bytes; the limit is "
+                         f"{MAX_FILE_BYTES:,}", line=1)
+    return blob
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
 def _read_blob(blob: bytes, where: str, problems: list[Problem]) -> list[_RawOffering]:
     try:
         text = blob.decode("utf-8-sig")
@@ -290,13 +398,7 @@ def _read_blob(blob: bytes, where: str, problems: list[Problem]) -> list[_RawOff
     try:
         node, data = _parse(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark and mark and mark.line >= len(text.splitlines()):
-            mark = exc.context_mark  # at end of file: where the open construct began
-        line = mark.line + 1 if mark else 1
-        what = exc.problem or "invalid YAML"
-        if isinstance(exc, yaml.constructor.ConstructorError):
-            what = f"{what} (only plain YAML is allowed)"
+        line, what = _yaml_problem(exc, text)
         problems.append(Problem(where, line, "yaml", what))
         return []
     except yaml.YAMLError as exc:
@@ -319,7 +421,106 @@ def _read_blob(blob: bytes, where: str, problems: list[Problem]) -> list[_RawOff
                                 "(deep nesting or alias expansion); split the file"))
         return []
     _index_lines(node, (), lines, where, problems, seen=set())
+    _find_merged_items(node, (), text.splitlines(), where, problems)
+    if isinstance(data, list):
+        problems.append(Problem(where, 1, "offering", "the file is a list, not a mapping: "
+                                "start it with `offerings:` and indent the list under it"))
+        return []
     return _split_offerings(data, lines, where, problems)
+
+
+# What the YAML parser says, and what a person editing the file needs to hear with it.
+_YAML_HINTS = (
+    ("mapping values are not allowed", "text containing `: ` starts a new field: put the "
+                                       "text in quotes, or check the indentation"),
+    ("could not find expected ':'", "a line that is neither `field: value` nor a list item: "
+                                    "add the `:`, or check the indentation of the lines "
+                                    "around it"),
+    ("did not find expected '-' indicator", "check the indentation: the items of a list "
+                                            "start with `- ` in the same column"),
+    ("did not find expected key", "check the indentation: the fields of one offering start "
+                                  "in the same column"),
+    ("expected <block end>", "check the indentation: the fields of one offering start in "
+                             "the same column"),
+    ("found a tab character", "indent with spaces, not tabs"),
+    ("found character that cannot start any token", "quote text that starts with @, `, % "
+                                                    "or another special character"),
+    ("found unexpected end of stream", "a quote or bracket opened here is never closed"),
+    ("did not find expected ',' or ']'", "a `[` list opened here is not closed with `]` "
+                                         "(or quote an item containing `,` or `]`)"),
+    ("did not find expected ',' or '}'", "a `{` mapping opened here is not closed with `}`"),
+)
+
+
+# Errors the parser notices after the line at fault: the key whose `:` is missing, the
+# quote or bracket never closed. Its context mark is where that began.
+_BEGUN_EARLIER = ("could not find expected ':'", "found unexpected end of stream",
+                  "did not find expected ',' or ']'", "did not find expected ',' or '}'")
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
+    """(line, message) for a YAML syntax error: the parser's words, a hint for a person,
+    and the line where the trouble is rather than where the parser noticed it."""
+    what = exc.problem or "invalid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    context = exc.context_mark
+    if context is not None and mark is not None and (
+            mark.line >= len(text.splitlines()) or what.startswith(_BEGUN_EARLIER)):
+        # Noticed on a later line (or at the end of the file): the construct that went
+        # wrong began at the context mark, e.g. the line whose `:` is missing.
+        mark = context
+    line = mark.line + 1 if mark else 1
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return line, f"{what} (only plain YAML is allowed)"
+    hint = next((h for start, h in _YAML_HINTS if what.startswith(start)), None)
+    return line, f"{what} ({hint})" if hint else what
+
+
+def _find_merged_items(node: yaml.Node, at: JsonPath, source: Sequence[str], where: str,
+                       problems: list[Problem], *, depth: int = 0) -> None:
+    """A plain text that runs over several lines, one of which starts with `- `: a list
+    item indented one space too far continues the item above instead (`- I need a laptop`
+    then ` - I need a headset` reads as the one need "I need a laptop - I need a headset").
+    In a list that is an error; elsewhere (a description) a warning: the line breaks of
+    a bulleted text are lost without `|`."""
+    if depth > 50:
+        return
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _find_merged_items(value, at + (str(key.value),), source, where, problems,
+                               depth=depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            if isinstance(item, yaml.ScalarNode):
+                _merged_lines(item, at + (i,), source, where, problems, in_list=True)
+            else:
+                _find_merged_items(item, at + (i,), source, where, problems, depth=depth + 1)
+    elif isinstance(node, yaml.ScalarNode) and at:
+        _merged_lines(node, at, source, where, problems, in_list=False)
+
+
+def _merged_lines(node: yaml.ScalarNode, at: JsonPath, source: Sequence[str], where: str,
+                  problems: list[Problem], *, in_list: bool) -> None:
+    if node.style not in (None, "") or node.start_mark.line == node.end_mark.line:
+        return  # quoted or block text keeps its lines; one line cannot merge anything
+    if len(at) > 2 and at[0] == "offerings" and isinstance(at[1], int):
+        at = at[2:]  # fields are named within their offering, as everywhere else
+    for number in range(node.start_mark.line + 1, min(node.end_mark.line + 1, len(source))):
+        if not source[number].lstrip().startswith("- "):
+            continue
+        if in_list:
+            problems.append(Problem(
+                where, number + 1, _dotted(at),
+                "this `- ` line continues the item above, which becomes one text "
+                f"({printable(str(node.value), 80)!r}): indent the `-` like the other items "
+                "to make it an item of its own"))
+        else:
+            problems.append(Problem(
+                where, number + 1, _dotted(at),
+                "a line starting with `- ` continues the text above on one line: write "
+                "`|` after the field's colon to keep each line as written",
+                Severity.WARNING))
+        return
 
 
 # libyaml's parser keeps the same marks (line numbers) and is several times faster on large
@@ -494,7 +695,9 @@ def _message(error: ValidationError, at: JsonPath) -> str:
     if validator == "maxItems":
         return f"has {len(instance)} items; at most {choices} are allowed"
     if validator == "maxLength":
-        return f"is {len(instance)} characters long; at most {choices} are allowed"
+        more = ("; one sentence here, the details in `description`" if leaf == "summary"
+                else "")
+        return f"is {len(instance):,} characters long; at most {choices:,} are allowed{more}"
     if validator == "uniqueItems":
         return "lists the same option twice"
     if validator in ("minLength", "minItems") or (validator == "pattern" and leaf not in
@@ -572,6 +775,7 @@ def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem],
                                     "will be told it is retired with nothing to order instead",
                                     Severity.WARNING))
         _check_form(r, problems, webhooks)
+    _check_shared_links(unique, problems)
     offerings = [_build(r) for r in unique]
     catalog = Catalog(tuple(offerings))
     for r, o in zip(unique, offerings, strict=True):
@@ -579,6 +783,23 @@ def _cross_check(raw: Sequence[_RawOffering], problems: list[Problem],
             problems.append(Problem(r.path, _line_for(r.lines, ("replaced_by",)), "replaced_by",
                                     "the replacement chain never reaches a live offering"))
     return offerings
+
+
+def _check_shared_links(unique: Sequence[_RawOffering], problems: list[Problem]) -> None:
+    """Two orderable offerings with one request link: usually an offering copied from
+    another whose link was not changed, so employees order the wrong thing."""
+    first: dict[str, _RawOffering] = {}
+    for r in unique:
+        url = r.data["request"].get("url")
+        if url is None or r.data.get("lifecycle") == "retired":
+            continue
+        other = first.setdefault(url, r)
+        if other is not r:
+            problems.append(Problem(
+                r.path, _line_for(r.lines, ("request", "url")), "request.url",
+                f"the same request link as {other.data['id']!r} "
+                f"({other.path}:{_line_for(other.lines, ('request', 'url'))}); copied from "
+                "it? Each offering should link to its own form", Severity.WARNING))
 
 
 # Owner contacts that a request can be delivered to: a user (as a direct message from the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.catalogue.models import Catalog, Decision, DecisionKind, Offering
+from bot.catalogue.models import Catalog, Decision, DecisionKind, Offering, Problem
 
 SERVICE_DESK_TEXT = "Ask the IT service desk, and we'll note that the catalogue is missing this."
 
@@ -20,6 +20,9 @@ def offering_lines(offering: Offering, catalog: Catalog) -> list[str]:
         lines.append(f"  Includes: {', '.join(names)}")
     contact = f" ({offering.owner.contact})" if offering.owner.contact else ""
     lines.append(f"  Owner: {offering.owner.team}{contact}")
+    if offering.request.has_form:
+        lines.append(f"  Request in Slack: a form of {len(offering.request.form)} questions, "
+                     f"sent to {request_destinations(offering)}")
     if offering.request.url:
         lines.append(f"  Request: {offering.request.url}")
     if offering.request.steps:
@@ -31,6 +34,20 @@ def offering_lines(offering: Offering, catalog: Catalog) -> list[str]:
     if offering.audience:
         lines.append(f"  For: {offering.audience}")
     return lines
+
+
+def request_destinations(offering: Offering) -> str:
+    deliver_to = offering.request.deliver_to
+    if deliver_to is None:
+        return "nowhere"
+    places = []
+    if deliver_to.channel:
+        places.append(deliver_to.channel)
+    if deliver_to.owner:
+        places.append(f"the owner ({offering.owner.contact})")
+    if deliver_to.webhook:
+        places.append(f"the {deliver_to.webhook} webhook")
+    return ", ".join(places)
 
 
 def decision_text(decision: Decision, catalog: Catalog) -> str:
@@ -62,3 +79,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         ],
         "why": decision.why,
     }
+
+
+def problem_json(problem: Problem) -> dict[str, Any]:
+    return {"path": problem.path, "line": problem.line, "field": problem.field,
+            "message": problem.message, "severity": problem.severity.value}

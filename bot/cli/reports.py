@@ -9,23 +9,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admin.chart import (
+    HEIGHT_PX,
+    INSTALL_HINT,
+    WIDTH_PX,
+    Chart,
+    chart_available,
+    daily_series,
+    stats_chart,
+)
 from bot.admin.reports import (
     DEFAULT_DAYS,
     MAX_DAYS,
     gaps_report,
     load_activity,
     owners_report,
+    requests_report,
     stats_report,
 )
 from bot.catalogue.loader import load_catalog
-from bot.errors import StoreUnavailable
+from bot.catalogue.models import Catalog
+from bot.errors import ConfigError, StoreUnavailable
 from bot.settings import knowledge_dir
-from bot.store.database import Store, database_url
+from bot.store.database import Store, database_url, offerings_digest
 from bot.store.migrate import head_revision
 
 DATABASE_HELP = ("database: $DATABASE_URL, else the SQLite file "
@@ -46,6 +60,12 @@ REPORTS: dict[str, tuple[str, str, Callable[..., Any]]] = {
                "Every owner team's offerings with their questions, feedback and Request "
                "clicks in the period; live offerings nobody asked for; the offerings rated "
                "not helpful most often.", owners_report),
+    "requests": ("requests made in Slack and where each delivery stands",
+                 "Requests made with a form in Slack in the period, newest first: the "
+                 "offering, who asked, the owner's status (open, taken, done, declined) and "
+                 "each delivery (the owner's channel, a webhook, the requester's direct "
+                 "messages) as delivered, pending with its last error and next attempt, or "
+                 "failed; undeliverable ones first.", requests_report),
 }
 
 
@@ -70,8 +90,13 @@ def add_report_parsers(sub: Any) -> None:
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
         p.add_argument("--knowledge", metavar="DIR",
                        help="knowledge directory that names offerings and owners (default: "
-                            "$CONCIERGE_KNOWLEDGE, else the sample catalogue)")
-        p.set_defaults(handler=cmd_report, report=name)
+                            "$CONCIERGE_KNOWLEDGE, else the one `concierge serve` last "
+                            "loaded when it can be read here, else the sample catalogue)")
+        if name == "stats":
+            p.add_argument("--chart", metavar="FILE.png", type=Path,
+                           help="also draw questions per day (stacked by decision) and the "
+                                f"share rated helpful as a PNG (needs {INSTALL_HINT})")
+        p.set_defaults(handler=cmd_report, report=name, chart=None)
 
     db = sub.add_parser("db", help="manage Concierge's database (migrations)",
                         description=f"Database maintenance. Works on the {DATABASE_HELP}.")
@@ -118,9 +143,9 @@ def first_line(exc: BaseException) -> str:
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = load_catalog(knowledge_dir(args.knowledge))
     store = open_for_reading()
     try:
+        catalog = catalogue_for_reports(args.knowledge, store, sys.stderr)
         activity = load_activity(store, args.days)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
@@ -132,7 +157,54 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
     else:
         out.write(report.view().text() + "\n")
+    if args.report != "stats":
+        return 0
+    if args.chart is None:
+        if not args.json:
+            how = "" if chart_available() else f"install the chart extra ({INSTALL_HINT}), then "
+            out.write(f"\nChart: {how}concierge stats --chart stats.png\n")
+        return 0
+    return write_chart(stats_chart(daily_series(activity)), args.chart)
+
+
+def write_chart(chart: Chart, path: Path) -> int:
+    """Write the chart to `path`, saying so on stderr (stdout carries the report)."""
+    if chart.png is None:
+        print(f"concierge: {chart.note}", file=sys.stderr)
+        return 0 if chart_available() else 2
+    try:
+        path.write_bytes(chart.png)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror or exc})",
+                          setting="--chart") from exc
+    print(f"concierge: chart written to {path} ({WIDTH_PX}×{HEIGHT_PX} PNG): {chart.alt}",
+          file=sys.stderr)
     return 0
+
+
+def catalogue_for_reports(flag: str | None, store: Store, err: TextIO) -> Catalog:
+    """The catalogue that names the offerings in the records.
+
+    `--knowledge` or `CONCIERGE_KNOWLEDGE` when given; else the knowledge directory
+    `concierge serve` last loaded (recorded in the database) when it can be read here; else
+    the default. Run elsewhere, the default sample catalogue marked every offering served
+    in production "no longer in the catalogue": when the one used is not the one served
+    (by its offering ids), `err` says so.
+    """
+    served = store.served()
+    chosen = flag or os.environ.get("CONCIERGE_KNOWLEDGE", "").strip() or None
+    if chosen is None and served is not None and Path(served.knowledge).is_dir():
+        path = Path(served.knowledge)
+        print(f"concierge: offerings named from {path}, the catalogue `concierge serve` "
+              "last loaded", file=err)
+    else:
+        path = knowledge_dir(chosen)
+    catalog = load_catalog(path)
+    if served is not None and offerings_digest(o.id for o in catalog) != served.offerings:
+        print(f"concierge: warning: {path} is not the catalogue `concierge serve` last loaded "
+              f"({served.knowledge}): offerings it lacks show as \"no longer in the "
+              f"catalogue\"; pass --knowledge with a copy of the served one", file=err)
+    return catalog
 
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:

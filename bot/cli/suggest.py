@@ -19,10 +19,11 @@ from bot.admin.reports import DEFAULT_DAYS, load_activity
 from bot.admin.suggest import suggest
 from bot.catalogue.loader import load_catalog
 from bot.catalogue.models import Catalog
+from bot.cli.options import add_knowledge, add_matcher
 from bot.cli.reports import DATABASE_HELP, days_arg, first_line, open_for_reading
 from bot.errors import ConfigError, StoreUnavailable
 from bot.matching.engine import build_matcher
-from bot.settings import MATCHER_MODES, knowledge_dir, matcher_mode
+from bot.settings import knowledge_dir, matcher_mode
 
 DESCRIPTION = f"""\
 Needs to add to offerings, learnt from what people asked: questions whose asker picked an
@@ -49,12 +50,8 @@ def add_suggest_parser(sub: Any) -> None:
     out.add_argument("--patch", action="store_true",
                      help="print a unified diff adding the suggested needs to the knowledge "
                           "files, comments and order kept (apply with `git apply`)")
-    p.add_argument("--knowledge", metavar="DIR",
-                   help="knowledge directory (default: $CONCIERGE_KNOWLEDGE, else the sample "
-                        "catalogue)")
-    p.add_argument("--matcher", choices=MATCHER_MODES,
-                   help="matching mode to judge the suggestions with (default: "
-                        "$CONCIERGE_MATCHER, else auto); use the one `serve` runs")
+    add_knowledge(p)
+    add_matcher(p, "to judge the suggestions with")
     p.set_defaults(handler=cmd_suggest)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.catalogue.cache import usable_folder
 from bot.errors import EmbeddingUnavailable
 from bot.matching.encoder import BertEncoder, is_supported
 from bot.matching.semantic import Embedder, Vectors
@@ -123,8 +124,11 @@ class CachedEmbedder:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
     def _load(self) -> None:
+        if not usable_folder(self.path.parent):
+            return
         try:
-            with np.load(self.path) as data:
+            # Arrays only: np.load refuses pickled objects unless told otherwise.
+            with np.load(self.path, allow_pickle=False) as data:
                 keys, matrix = data["keys"], data["vectors"]
         except FileNotFoundError:
             return
@@ -152,7 +156,9 @@ class CachedEmbedder:
         return hit[None, :] if hit is not None else self.inner.embed([text])
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not usable_folder(self.path.parent):
+            self._dirty = False
+            return
         keys = np.array(list(self._vectors))
         matrix = np.stack(list(self._vectors.values())) if self._vectors else np.zeros((0, 0))
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
@@ -166,7 +172,7 @@ class CachedEmbedder:
         self._dirty = False
 
 
-_LOADED: dict[str, Embedder] = {}
+_LOADED: dict[tuple[str, bool], Embedder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -183,7 +189,7 @@ def load_embedder(*, cache: bool = True) -> Embedder:
     """The configured model, loaded once per process, wrapped in the disk cache."""
     location = model_location()
     with _LOAD_LOCK:
-        if location not in _LOADED:
+        if (location, cache) not in _LOADED:
             inner = open_model(location)
-            _LOADED[location] = CachedEmbedder(inner) if cache else inner
-        return _LOADED[location]
+            _LOADED[(location, cache)] = CachedEmbedder(inner) if cache else inner
+        return _LOADED[(location, cache)]

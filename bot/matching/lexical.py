@@ -54,6 +54,7 @@ FIELD_WEIGHTS: dict[str, float] = {
 }
 # Fields whose text is also an example on its own (nearest-example matching).
 EXAMPLE_FIELDS = ("needs", "keywords", "name", "summary")
+NEEDS_FIELD = EXAMPLE_FIELDS.index("needs")
 # From how many examples (about 500 offerings) an index is cached on disk. Building takes
 # about 25 µs per example, so below that it is a tenth of a second or less: not worth a
 # file per catalogue (the tests alone build hundreds of small ones).
@@ -120,16 +121,16 @@ class LexicalScores:
 
 
 @dataclass(frozen=True, slots=True)
-class LeftOutNeed:
-    """One need taken out of its offering, to ask it as a question (leave-one-out)."""
+class LeftOutNeeds:
+    """Needs taken out of their offering, to ask one of them as a question (leave-one-out)."""
 
     offering: int
-    example: int
-    """Its example index; -1 when it has no content words."""
+    examples: tuple[int, ...]
+    """Their example indices (a need without content words has none)."""
     whole: dict[str, float]
-    """The offering's whole-text vector without it."""
+    """The offering's whole-text vector without them."""
     unknown: frozenset[str]
-    """Stems that only this need brought to the catalogue."""
+    """Stems that only these needs brought to the catalogue."""
 
 
 def offering_texts(offering: Offering) -> Iterable[tuple[str, str]]:
@@ -147,7 +148,7 @@ def offering_texts(offering: Offering) -> Iterable[tuple[str, str]]:
 @dataclass(frozen=True, slots=True)
 class Postings:
     """An inverted index as compressed rows: each term's ids and weights are one slice of
-    two flat arrays, so a lookup costs two views and the index pickles as a few arrays."""
+    two flat arrays, so a lookup costs two views and the index is cached as a few arrays."""
 
     rows: dict[str, tuple[int, int]]
     ids: IntArray
@@ -294,6 +295,7 @@ class LexicalIndex:
             catalog, built.example_owners, built.example_fields, built.example_positions)
         self._spans = ExampleSpans.of(built.example_owners, self._n_offerings)
         self._positions = built.example_positions
+        self._fields = built.example_fields
         # The IDF of a stem found in one offering only: log(1 + n).
         self.max_idf_single = math.log(1 + n) - 1e-9
         self._example_postings = built.example_postings
@@ -355,8 +357,8 @@ class LexicalIndex:
         return []
 
     def score(self, query: str | QueryTerms, *,
-              left_out: LeftOutNeed | None = None) -> LexicalScores:
-        """`left_out`: score as if that need were not in its offering (see `left_out`)."""
+              left_out: LeftOutNeeds | None = None) -> LexicalScores:
+        """`left_out`: score as if those needs were not in their offering (see `left_out`)."""
         q = self.analyse(query) if isinstance(query, str) else query
         ex_scores = np.zeros(len(self.examples))
         off_scores = np.zeros(self._n_offerings)
@@ -373,39 +375,33 @@ class LexicalIndex:
         nearest = self._nearest(ex_scores, touched)
         if left_out is not None:
             k = left_out.offering
-            if left_out.example >= 0:
-                ex_scores[left_out.example] = 0.0
+            ex_scores[list(left_out.examples)] = 0.0
             start, count = int(self._spans.starts[k]), int(self._spans.counts[k])
             nearest[k] = float(ex_scores[start:start + count].max()) if count else 0.0
             off_scores[k] = sum(w * left_out.whole.get(t, 0.0) for t, w in q.weights.items())
         return LexicalScores(nearest, np.clip(off_scores, 0, 1), q, ex_scores, self._spans)
 
-    def left_out(self, offering: int, need: int) -> LeftOutNeed:
-        """What scoring needs to ask need number `need` of an offering as a question of
-        the catalogue without it: its example, the offering's whole vector without it, and
-        the stems no other text of the catalogue has."""
+    def left_out(self, offering: int, needs: Iterable[int]) -> LeftOutNeeds:
+        """What scoring needs to ask a need of an offering as a question of the catalogue
+        without the needs numbered `needs`: their examples, the offering's whole vector
+        without them, and the stems no other text of the catalogue has."""
         o = self.catalog.offerings[offering]
-        pairs = list(offering_texts(o))
-        del pairs[need]  # needs come first, in order
-        texts = [(f, content_words(t)) for f, t in pairs]
+        gone = set(needs)
+        # Needs come first in an offering's texts, in order.
+        texts = [(f, content_words(t)) for i, (f, t) in enumerate(offering_texts(o))
+                 if not (f == "needs" and i in gone)]
         whole = self._vector(_whole_weights((f, [stem(w) for w in words])
                                             for f, words in texts))
         others = {t for _, words in texts for t in map(stem, words)}
-        need_stems = {stem(w) for w in content_words(o.needs[need])}
+        their_stems = {stem(w) for i in gone for w in content_words(o.needs[i])}
         # A stem found in a single offering (document frequency 1) and nowhere else in this
-        # one is the held-out need's own.
-        lonely = frozenset(t for t in need_stems - others
+        # one came with the left-out needs.
+        lonely = frozenset(t for t in their_stems - others
                            if self.idf.get(t, 0.0) >= self.max_idf_single)
-        return LeftOutNeed(offering, self._need_example(offering, need), whole, lonely)
-
-    def _need_example(self, offering: int, need: int) -> int:
-        """The example index of an offering's need; -1 when the need has no content words."""
         start, count = int(self._spans.starts[offering]), int(self._spans.counts[offering])
-        for j in range(start, start + count):
-            ex = self.examples[j]
-            if ex.field == "needs" and self._positions[j] == need:
-                return j
-        return -1
+        examples = tuple(j for j in range(start, start + count)
+                         if self._fields[j] == NEEDS_FIELD and int(self._positions[j]) in gone)
+        return LeftOutNeeds(offering, examples, whole, lonely)
 
     def _nearest(self, ex_scores: FloatArray, touched: Sequence[slice]) -> FloatArray:
         """Each offering's best example score, over the examples the question touched only.
@@ -494,7 +490,8 @@ def _load_or_build(catalog: Catalog, use_cache: bool | None) -> _Built:
                         for o in catalog.offerings) >= CACHE_MIN_EXAMPLES
     if not use_cache:
         return _build(catalog)
-    disk = DiskCache(cache_dir(), "lexical", _cache_version(), keep=4)
+    disk = DiskCache(cache_dir(), "lexical", _cache_version(), keep=4,
+                     types=(_Built, Vocabulary, Postings))
     key = _catalog_digest(catalog)
     stored = disk.read(key)
     if isinstance(stored, _Built):

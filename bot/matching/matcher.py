@@ -2,30 +2,37 @@
 
 Scores come from the lexical index, and from the semantic index when one is
 given; the combination and the decision rule are the same in both modes, only
-the thresholds differ (see `bot.matching.thresholds`).
+the lines differ: the built-in ones of `bot.matching.thresholds`, or those
+`bot.matching.calibration` learns from the catalogue.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.catalogue.models import Candidate, Catalog, Decision, DecisionKind, Evidence, Offering
 from bot.matching.german import to_english
-from bot.matching.lexical import FloatArray, IntArray, LeftOutNeed, LexicalIndex, LexicalScores
-from bot.matching.semantic import Exclusion, SemanticIndex, SemanticScores, Vectors
-from bot.matching.text import content_words, fold
+from bot.matching.lexical import FloatArray, IntArray, LeftOutNeeds, LexicalIndex, LexicalScores
+from bot.matching.semantic import SemanticIndex, SemanticScores, Vectors
+from bot.matching.text import content_words, fold, stem
 from bot.matching.thresholds import (
-    LEXICAL,
     MAX_CANDIDATES,
     MAX_CHOICES,
     MAX_QUERY_CHARS,
-    SEMANTIC,
+    DecisionRule,
+    RuleSource,
     Thresholds,
+    default_rule,
 )
+
+if TYPE_CHECKING:
+    from bot.matching.calibration import SelfTest
 
 _WORD = re.compile(r"[^\W_]+")
 # Weight of the nearest example against the whole-offering score.
@@ -68,10 +75,26 @@ class Matcher:
         self.catalog = catalog
         self.lexical = LexicalIndex(catalog, cache=cache)
         self.semantic = semantic
-        self.thresholds = thresholds or (SEMANTIC if semantic else LEXICAL)
+        mode = "semantic" if semantic else "lexical"
+        self.rule = (default_rule(mode, "The built-in lines.") if thresholds is None else
+                     DecisionRule(thresholds, RuleSource.DEFAULT, "Lines given by the caller."))
+        self.self_test: SelfTest | None = None
+        """The catalogue's questions about itself, when the rule was learnt from them."""
         self._offerings = catalog.offerings
         self._redirect = self._build_redirects(catalog)
         self._position = {o.id: i for i, o in enumerate(catalog.offerings)}
+        self._shared = shared_needs(catalog)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.rule.thresholds
+
+    def with_rule(self, rule: DecisionRule, self_test: SelfTest | None = None) -> Matcher:
+        """The same matcher deciding with another rule (the indexes are shared)."""
+        other = copy.copy(self)
+        other.rule = rule
+        other.self_test = self_test
+        return other
 
     @property
     def mode(self) -> str:
@@ -94,10 +117,12 @@ class Matcher:
         """Scores for the question as written, or for its English reading when it is
         German and that reading fits the catalogue better.
 
-        `left_out`: score as if that need were not in the catalogue (the question is then
-        usually the need's own text: leave-one-out). `vectors`: embeddings already
-        computed for the texts to embed (a batch), looked up before asking the model."""
-        held = self._held_out(left_out) if left_out is not None else None
+        `left_out`: score as if those needs of an offering were not in the catalogue (the
+        question is then one of them: leave-one-out; see `without_needs` for the semantic
+        side). `vectors`: embeddings already computed for the texts to embed (a batch),
+        looked up before asking the model."""
+        held = (self.lexical.left_out(left_out.offering, left_out.needs)
+                if left_out is not None else None)
         scored = self._score_text(query, held, vectors)
         reading = to_english(query)
         if reading is not None:
@@ -106,14 +131,16 @@ class Matcher:
                 return replace(translated, reading=reading)
         return scored
 
-    def _held_out(self, left_out: LeftOut) -> _HeldOut:
-        k, need = left_out.offering, left_out.need
-        lexical = self.lexical.left_out(k, need)
-        if self.semantic is None:
-            return _HeldOut(left_out, lexical, None)
-        # The semantic index holds each offering's needs first, in order.
-        example = self.semantic.first_example(k) + need
-        return _HeldOut(left_out, lexical, Exclusion(k, example))
+    def without_needs(self, needs: Mapping[int, Collection[int]]) -> Matcher:
+        """This matcher as if the given needs (offering index → need numbers) had not been
+        written: the semantic index fitted again without them. Its lexical side leaves
+        a need out per question instead (`score(..., left_out=...)`): words weigh little
+        in the ranking, and one index per question would cost more than the rest."""
+        held = copy.copy(self)
+        if self.semantic is not None:
+            held.semantic = self.semantic.without(
+                [self.semantic.example_index(k, n) for k, ns in needs.items() for n in ns])
+        return held
 
     def embedding_texts(self, query: str) -> list[str]:
         """The texts `score` would embed for this question (as written, and its English
@@ -128,13 +155,13 @@ class Matcher:
             texts.append(self._embedding_text(text, lex))
         return texts
 
-    def _score_text(self, query: str, held: _HeldOut | None = None,
+    def _score_text(self, query: str, held: LeftOutNeeds | None = None,
                     vectors: Mapping[str, Vectors] | None = None) -> Scored:
         # With a model, a word it knows is a real word, not a typo to correct.
         known = self.semantic.embedder.knows if self.semantic is not None else None
         terms = self.lexical.analyse(query, is_word=known,
-                                     unknown=held.lexical.unknown if held else frozenset())
-        lex = self.lexical.score(terms, left_out=held.lexical if held else None)
+                                     unknown=held.unknown if held else frozenset())
+        lex = self.lexical.score(terms, left_out=held)
         lexical = (LEXICAL_NEAREST_WEIGHT * lex.nearest
                    + (1 - LEXICAL_NEAREST_WEIGHT) * lex.whole)
         if self.semantic is None:
@@ -142,11 +169,7 @@ class Matcher:
             return Scored(lexical, shortlist, lexical[shortlist], lex, None)
         text = self._embedding_text(query, lex)
         vector = vectors.get(text) if vectors is not None else None
-        exclusion = held.semantic if held is not None else None
-        if held is not None and exclusion is not None and vector is None and (
-                text == self.catalog.offerings[exclusion.offering].needs[held.need.need]):
-            vector = self.semantic.example_vector(exclusion.example)
-        sem = self.semantic.score(text, vector=vector, left_out=exclusion)
+        sem = self.semantic.score(text, vector=vector)
         combined = SEMANTIC_WEIGHT * sem.ranking + (1 - SEMANTIC_WEIGHT) * lexical
         shortlist = _shortlist(combined)
         strength = sem.strength(shortlist) + KNOWN_WORDS_WEIGHT * lex.query.known_share
@@ -190,8 +213,33 @@ class Matcher:
         if not content_words(text) or not self._offerings:
             return Probe(())
         ranked, _ = self._candidates(self.score(text, left_out=left_out, vectors=vectors))
-        return Probe(tuple((self._position[r.candidate.offering.id], r.candidate.score,
-                            r.strength) for r in ranked))
+        return Probe(tuple(Probed(self._position[r.candidate.offering.id], r.candidate.score,
+                                  r.strength, r.candidate.evidence) for r in ranked))
+
+    def _copies_of(self, candidate: Candidate) -> tuple[Offering, ...]:
+        """The other offerings that list the need this candidate matched on, word for word."""
+        if candidate.evidence.field != "needs":
+            return ()
+        offerings = self._shared.get(need_key(candidate.evidence.text), ())
+        return tuple(self._offerings[k] for k in offerings
+                     if self._offerings[k].id != candidate.offering.id)
+
+    def _choose_between(self, query: str, candidates: tuple[Candidate, ...],
+                        copies: tuple[Offering, ...], confidence: float,
+                        corrections: str) -> Decision:
+        """Offer the matched offering and those that list the same need as choices: an
+        answer would pick one of them at random."""
+        top = candidates[0]
+        # Each copy matched on the same words, so it is as good a match as the first.
+        chosen = [top, *(Candidate(o, top.score, top.evidence)
+                         for o in copies[:MAX_CHOICES - 1])]
+        ids = {c.offering.id for c in chosen}
+        rest = tuple(c for c in candidates if c.offering.id not in ids)
+        names = " and ".join(c.offering.name for c in chosen)
+        verb = "both list" if len(chosen) == 2 else "all list"
+        why = f'{names} {verb} the need "{top.evidence.text}": which one do you mean?'
+        return Decision(query, DecisionKind.CLARIFY, confidence, (*chosen, *rest),
+                        why + corrections, choice_count=len(chosen))
 
     def _candidates(self, scored: Scored) -> tuple[list[Ranked], Ranked | None]:
         """Best offerings first, retired ones folded into their live replacement.
@@ -250,14 +298,18 @@ class Matcher:
         margin = (candidates[0].score - candidates[1].score if len(candidates) > 1
                   else candidates[0].score if candidates else 0.0)
         confidence = _confidence(strength, margin, t)
-        if not ranked or strength < t.decline:
+        led = bool(ranked) and len(candidates) > 1 and not t.declines(strength, margin)
+        if not ranked or (strength < t.decline and not led):
             best = (f" The closest was {candidates[0].offering.name} "
                     f"({candidates[0].evidence.describe()}), too far to be sure."
                     if candidates else "")
             return Decision(query, DecisionKind.NONE, confidence, candidates,
                             "Nothing in the catalogue fits this need." + best + corrections)
         top = ranked[0]
-        if strength >= t.sure or (strength >= t.answer and margin >= t.margin):
+        if strength >= t.decline and t.answers(strength, margin):
+            copied = self._copies_of(top.candidate)
+            if copied:
+                return self._choose_between(query, candidates, copied, confidence, corrections)
             offering = top.candidate.offering
             why = f"Matched {top.candidate.evidence.describe()} of {offering.name}."
             if top.retired is not None:
@@ -278,45 +330,78 @@ class Matcher:
                         choice_count=len(close))
 
 
+def need_key(text: str) -> tuple[str, ...]:
+    """What makes two needs the same need: their content words' stems, in order."""
+    return tuple(stem(w) for w in content_words(text))
+
+
+def shared_needs(catalog: Catalog) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Needs written, word for word up to case, accents and stop words, in more than one
+    live offering: need key → those offerings' indices, in catalogue order."""
+    where: dict[tuple[str, ...], list[int]] = {}
+    for k, o in enumerate(catalog.offerings):
+        if o.is_retired:
+            continue
+        for need in o.needs:
+            key = need_key(need)
+            if key and k not in where.setdefault(key, []):
+                where[key].append(k)
+    return {key: tuple(ks) for key, ks in where.items() if len(ks) > 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    """One candidate of a probed question."""
+
+    offering: int
+    """Its index in the catalogue."""
+    score: float
+    """Ranking score (comparable within one question)."""
+    strength: float
+    """How well the question fits it, as the decline and answer lines read it."""
+    evidence: Evidence
+
+
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """The candidates of one question as the decision rule sees them, best first:
-    (offering index, ranking score, strength), retired offerings folded into their
-    replacements."""
+    """The candidates of one question as the decision rule sees them, best first, retired
+    offerings folded into their replacements."""
 
-    ranked: tuple[tuple[int, float, float], ...]
+    ranked: tuple[Probed, ...]
 
     def without(self, offering: int) -> Probe:
         """The same question if that offering were not in the catalogue."""
-        return Probe(tuple(r for r in self.ranked if r[0] != offering))
+        return Probe(tuple(r for r in self.ranked if r.offering != offering))
+
+    @property
+    def top(self) -> int:
+        """The first candidate's offering index; -1 when there is none."""
+        return self.ranked[0].offering if self.ranked else -1
 
     @property
     def strength(self) -> float:
-        return self.ranked[0][2] if self.ranked else 0.0
+        return self.ranked[0].strength if self.ranked else 0.0
 
     @property
     def margin(self) -> float:
         """How far the first candidate's ranking score leads the second's (or its own
         score when it is alone), as the decision rule measures it."""
         if len(self.ranked) > 1:
-            return self.ranked[0][1] - self.ranked[1][1]
-        return self.ranked[0][1] if self.ranked else 0.0
+            return self.ranked[0].score - self.ranked[1].score
+        return self.ranked[0].score if self.ranked else 0.0
+
+    def strength_of(self, offering: int) -> float:
+        """How well the question fits that offering; 0 when it is not a candidate."""
+        return next((r.strength for r in self.ranked if r.offering == offering), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
 class LeftOut:
-    """A need asked as a question of the catalogue without it: number `need` of the
-    `offering`-th offering."""
+    """Needs left out of the `offering`-th offering (by their numbers in it), to ask one
+    of them as a question of the catalogue without them."""
 
     offering: int
-    need: int
-
-
-@dataclass(frozen=True, slots=True)
-class _HeldOut:
-    need: LeftOut
-    lexical: LeftOutNeed
-    semantic: Exclusion | None
+    needs: tuple[int, ...]
 
 
 def _shortlist(scores: FloatArray) -> IntArray:

@@ -13,7 +13,7 @@ Optional: the lexical matcher works without it. The model itself is loaded by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,15 +46,6 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Exclusion:
-    """One example left out of an index, as if its offering had been written without it:
-    a need asked as a question of the catalogue that lacks it (leave-one-out)."""
-
-    offering: int
-    example: int
-
-
-@dataclass(frozen=True, slots=True)
 class SemanticScores:
     """One question against one index: the ranking of every offering, and on request the
     strength and nearest example of the few offerings a decision looks at."""
@@ -62,14 +53,13 @@ class SemanticScores:
     ranking: FloatArray
     question: F32
     index: SemanticIndex
-    left_out: Exclusion | None = None
 
     def strength(self, offerings: IntArray) -> FloatArray:
-        return self.index.strength(self.question, offerings, self.left_out)
+        return self.index.strength(self.question, offerings)
 
     def nearest_example(self, offering: int) -> int:
         """The example of `offering` closest to the question; -1 when it has none."""
-        return self.index.nearest_example(self.question, offering, self.left_out)
+        return self.index.nearest_example(self.question, offering)
 
 
 def semantic_texts(offering: Offering) -> list[tuple[str, str]]:
@@ -89,16 +79,17 @@ class SemanticIndex:
     """Embeddings of a catalogue's examples, grouped by offering."""
 
     def __init__(self, catalog: Catalog, embedder: Embedder) -> None:
+        examples = [Example(k, field, text)
+                    for k, offering in enumerate(catalog.offerings)
+                    for field, text in semantic_texts(offering)]
+        raw = embedder.embed([e.text for e in examples]) if examples else np.zeros((0, 0))
+        self._fit(embedder, examples, raw.astype(np.float32), len(catalog.offerings))
+
+    def _fit(self, embedder: Embedder, examples: list[Example], vectors: F32,
+             n: int) -> None:
         self.embedder = embedder
-        self.examples: list[Example] = [
-            Example(k, field, text)
-            for k, offering in enumerate(catalog.offerings)
-            for field, text in semantic_texts(offering)
-        ]
-        n = len(catalog.offerings)
-        self._owner: IntArray = np.array([e.offering for e in self.examples], dtype=np.int64)
-        raw = embedder.embed([e.text for e in self.examples]) if self.examples else np.zeros((0, 0))
-        vectors = raw.astype(np.float32)
+        self.examples = examples
+        self._owner: IntArray = np.array([e.offering for e in examples], dtype=np.int64)
         dim = vectors.shape[1] if vectors.size else 1
         self._vectors: F32 = vectors.reshape(-1, dim)
         self._spans = ExampleSpans.of(self._owner, n)
@@ -108,12 +99,26 @@ class SemanticIndex:
         if self._vectors.size:
             # Examples sit offering by offering: one reduceat instead of a scattered add.
             sums[self._has] = np.add.reduceat(self._vectors, self._spans.starts[self._has])
-        self._sums = sums
         means = sums / np.maximum(counts, 1)[:, None]
         self._centroids = _normalise(means.astype(np.float32))
         self._mean, self._whiten = self._fit_whitening(means)
         self._white_centroids = _normalise(
             ((means - self._mean) @ self._whiten).astype(np.float32))
+
+    def without(self, dropped: Collection[int]) -> SemanticIndex:
+        """The index as if the examples numbered `dropped` had never been written (fitted
+        again on the rest, from the vectors at hand: nothing is embedded)."""
+        keep = np.ones(len(self.examples), dtype=bool)
+        keep[list(dropped)] = False
+        index = object.__new__(SemanticIndex)
+        index._fit(self.embedder, [e for e, k in zip(self.examples, keep, strict=True) if k],
+                   self._vectors[keep], len(self._has))
+        return index
+
+    def example_index(self, offering: int, need: int) -> int:
+        """Where need number `need` of an offering sits among the examples (each offering's
+        needs come first, in order)."""
+        return int(self._spans.starts[offering]) + need
 
     def _fit_whitening(self, means: NDArray[np.float64]) -> tuple[F32, F32]:
         x = self._vectors
@@ -130,56 +135,25 @@ class SemanticIndex:
         whiten = vecs @ np.diag(1 / np.sqrt(np.maximum(values, 1e-12))) @ vecs.T
         return x.mean(axis=0, dtype=np.float64).astype(np.float32), whiten.astype(np.float32)
 
-    def first_example(self, offering: int) -> int:
-        """Where an offering's examples start (its needs come first, in order)."""
-        return int(self._spans.starts[offering])
-
     def example_vector(self, example: int) -> F32:
         """The embedding of one of the index's examples."""
         vector: F32 = self._vectors[example]
         return vector
 
-    def score(self, query: str, *, vector: Vectors | None = None,
-              left_out: Exclusion | None = None) -> SemanticScores:
+    def score(self, query: str, *, vector: Vectors | None = None) -> SemanticScores:
         """Ranks every offering: one product with the whitened centroids, so the cost per
-        question grows with the number of offerings, not of examples.
-
-        `vector`: the question's embedding when the caller has it (a batch embedded at
-        once). `left_out`: score as if that example were not in the index (its offering's
-        centroid and nearest example without it); the whitening stays, a
-        catalogue-wide estimate that one example barely moves."""
+        question grows with the number of offerings, not of examples. `vector`: the
+        question's embedding when the caller has it (a batch embedded at once)."""
         raw = vector if vector is not None else self.embedder.embed([query])[0]
         q = np.asarray(raw, dtype=np.float32)
         if not self._vectors.size:
-            return SemanticScores(np.zeros(len(self._has)), q, self, left_out)
-        qw = self._whitened(q)
+            return SemanticScores(np.zeros(len(self._has)), q, self)
+        qw = _normalise(((q - self._mean) @ self._whiten)[None, :].astype(np.float32))[0]
         ranking = np.clip(self._white_centroids @ qw, 0, 1).astype(np.float64)
         ranking[~self._has] = 0
-        if left_out is not None:
-            mean = self._mean_without(left_out)
-            k = left_out.offering
-            ranking[k] = 0.0 if mean is None else float(np.clip(
-                _normalise(((mean - self._mean) @ self._whiten)[None, :].astype(np.float32))[0]
-                @ qw, 0, 1))
-        return SemanticScores(ranking, q, self, left_out)
+        return SemanticScores(ranking, q, self)
 
-    def _whitened(self, q: F32) -> F32:
-        white: F32 = _normalise(((q - self._mean) @ self._whiten)[None, :].astype(np.float32))[0]
-        return white
-
-    def _mean_without(self, left_out: Exclusion) -> NDArray[np.float64] | None:
-        """The mean of the offering's examples without the left-out one; None if it was
-        the only one."""
-        k = left_out.offering
-        count = int(self._spans.counts[k])
-        if count <= 1:
-            return None
-        total = self._sums[k] - self._vectors[left_out.example].astype(np.float64)
-        mean: NDArray[np.float64] = total / (count - 1)
-        return mean
-
-    def strength(self, question: F32, offerings: IntArray,
-                 left_out: Exclusion | None = None) -> FloatArray:
+    def strength(self, question: F32, offerings: IntArray) -> FloatArray:
         """How well the question fits each of `offerings` in raw cosine (the mean of the
         centroid's and the nearest example's), which tells in-scope from out-of-scope
         better than the whitened ranking. Asked for a shortlist, never every offering:
@@ -189,35 +163,20 @@ class SemanticIndex:
         if not self._vectors.size:
             return out
         for slot, k in enumerate(int(o) for o in offerings):
-            j, nearest = self._nearest(question, k, left_out)
-            if j < 0:
-                continue
-            if left_out is not None and left_out.offering == k:
-                mean = self._mean_without(left_out)
-                if mean is None:
-                    continue
-                centroid = float(_normalise(mean[None, :].astype(np.float32))[0] @ question)
-            else:
+            j, nearest = self._nearest(question, k)
+            if j >= 0:
                 centroid = float(self._centroids[k] @ question)
-            out[slot] = min(max(0.5 * centroid + 0.5 * nearest, 0.0), 1.0)
+                out[slot] = min(max(0.5 * centroid + 0.5 * nearest, 0.0), 1.0)
         return out
 
-    def nearest_example(self, question: F32, offering: int,
-                        left_out: Exclusion | None = None) -> int:
-        return self._nearest(question, offering, left_out)[0]
+    def nearest_example(self, question: F32, offering: int) -> int:
+        return self._nearest(question, offering)[0]
 
-    def _nearest(self, question: F32, offering: int,
-                 left_out: Exclusion | None = None) -> tuple[int, float]:
-        """The offering's example closest to the question and its cosine; (-1, 0) if none
-        (the left-out example does not count)."""
+    def _nearest(self, question: F32, offering: int) -> tuple[int, float]:
+        """The offering's example closest to the question and its cosine; (-1, 0) if none."""
         start, count = int(self._spans.starts[offering]), int(self._spans.counts[offering])
         if count == 0 or not self._vectors.size:
             return -1, 0.0
         sims = self._vectors[start:start + count] @ question
-        if left_out is not None and left_out.offering == offering:
-            if count == 1:
-                return -1, 0.0
-            sims = sims.copy()
-            sims[left_out.example - start] = -np.inf
         best = int(np.argmax(sims))
         return start + best, float(sims[best])

@@ -7,6 +7,7 @@ Scores are in 0..1. They were chosen on the CLINC150 *validation* split (in-scop
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 
@@ -24,6 +25,23 @@ class Thresholds:
     """Runners-up within this distance of the top score are offered as choices."""
     sure: float = 1.01
     """Top score at or above which the margin rule is waived (exact phrase matches)."""
+    lead: float = 1.01
+    """Below the decline line (by at most `LEAD_REACH`), a best offering that leads the
+    runner-up by at least this is still offered as a choice rather than declined."""
+
+    def declines(self, strength: float, margin: float) -> bool:
+        """Whether a question whose best offering fits this well, this far ahead, is
+        declined."""
+        return strength < self.decline and (
+            margin < self.lead or strength < self.decline - LEAD_REACH)
+
+    def answers(self, strength: float, margin: float) -> bool:
+        """Whether it is answered outright (when not declined)."""
+        return strength >= self.sure or (strength >= self.answer and margin >= self.margin)
+
+
+LEAD_REACH = 0.2
+"""How far below the decline line a clear lead still earns choices."""
 
 
 # `python -m tests.benchmarks.calibrate --matcher semantic` (at most 2% confidently wrong, at
@@ -41,3 +59,67 @@ MAX_QUERY_CHARS = 1000
 """Longer questions are cut here (and the answer says so): matching time stays bounded."""
 MAX_CANDIDATES = 5
 MAX_CHOICES = 3
+
+
+class RuleSource(enum.StrEnum):
+    CALIBRATED = "calibrated"
+    """Learnt from this catalogue."""
+    DEFAULT = "default"
+    """The built-in lines (too small a catalogue, or calibration switched off)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a rule does with the catalogue's own questions (rates in 0..1)."""
+
+    direct: float
+    """Needs answered outright with their own offering."""
+    wrong: float
+    """Confidently wrong, over the weighted mix (see the module doc)."""
+    in_scope_declined: float
+    out_of_scope_declined: float
+    out_of_scope_answered: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRule:
+    """The lines a matcher decides with, where they came from, and what they do with the
+    catalogue's own questions."""
+
+    thresholds: Thresholds
+    source: RuleSource
+    reason: str
+    """One sentence: how the lines were chosen, or why the defaults apply."""
+    needs_asked: int = 0
+    background_asked: int = 0
+    estimate: Estimate | None = None
+    pinned: tuple[str, ...] = ()
+    """Lines set in configuration (`answer`, `margin`, `decline`), overriding the rest."""
+
+    def describe(self) -> str:
+        t = self.thresholds
+        pins = (f"; pinned in configuration: {', '.join(self.pinned)}" if self.pinned else "")
+        lead = (f", choices from {t.decline - LEAD_REACH:.2f} when {t.lead:.2f} ahead"
+                if t.lead <= 1.0 else "")
+        return (f"{self.source.value}: decline below {t.decline:.2f}{lead}; answer at "
+                f"{t.answer:.2f} or more when {t.margin:.2f} ahead of the runner-up{pins}. "
+                f"{self.reason}")
+
+    def as_json(self) -> dict[str, object]:
+        t = self.thresholds
+        out: dict[str, object] = {
+            "source": self.source.value, "answer": t.answer, "margin": t.margin,
+            "decline": t.decline, "lead": t.lead if t.lead <= 1.0 else None,
+            "pinned": list(self.pinned), "reason": self.reason,
+            "needs_asked": self.needs_asked, "background_asked": self.background_asked}
+        if self.estimate is not None:
+            e = self.estimate
+            out["estimate"] = {"direct": round(e.direct, 4), "wrong": round(e.wrong, 4),
+                               "in_scope_declined": round(e.in_scope_declined, 4),
+                               "out_of_scope_declined": round(e.out_of_scope_declined, 4),
+                               "out_of_scope_answered": round(e.out_of_scope_answered, 4)}
+        return out
+
+
+def default_rule(mode: str, reason: str) -> DecisionRule:
+    return DecisionRule(SEMANTIC if mode == "semantic" else LEXICAL, RuleSource.DEFAULT, reason)

@@ -5,6 +5,9 @@ the repository's top) to the core; `gate` checks size, signature and shape of a 
 before Bolt parses it; `server` runs it over HTTP (gunicorn, whose master loads the
 matcher once for all workers) or Socket Mode, and `serve` is its `concierge serve` command;
 `operations` reads the operations settings; `replies` and `admin_replies` build the Block
-Kit messages and views. Only this layer and `handlers/` import `slack_bolt` or
-`slack_sdk`; it may import every layer below it, and never the command line.
+Kit messages and views; `charts` posts the stats chart to an admin's DM; `digests` sends
+the owners' digests once per period; `history` finds one of Concierge's own messages in a
+conversation again (for takeovers of events and digests). Only this layer and `handlers/`
+import `slack_bolt` or `slack_sdk`; it may import every layer below it, and never the
+command line.
 """

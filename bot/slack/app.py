@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -48,10 +49,18 @@ from bot.errors import ConfigError
 from bot.live import Fingerprint, LiveCatalogue, Poller
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
+from bot.outbox.courier import DEFAULT_GIVE_UP, Courier, CourierSettings
+from bot.outbox.intake import Intake
+from bot.outbox.webhooks import Webhooks
 from bot.settings import knowledge_dir, matcher_mode, whole_number
+from bot.slack.buttons import ButtonKeys
+from bot.slack.deliver import courier_client, slack_sender
+from bot.slack.digests import TICK_SECONDS, DigestSender
 from bot.slack.gate import gate
 from bot.slack.operations import OperationsConfig
+from bot.slack.owners import OwnerPolicy
 from bot.slack.replies import SERVICE_DESK_TEXT, ServiceDesk
+from bot.slack.request_desk import RequestDesk
 from bot.store.database import Store, database_url
 from bot.store.recorder import BestEffort, Recorder
 from bot.store.takeover import (
@@ -60,6 +69,7 @@ from bot.store.takeover import (
     Replay,
     TakeoverSettings,
     event_id_of,
+    new_worker_id,
 )
 from handlers import Concierge
 from handlers import register as register_handlers
@@ -101,6 +111,11 @@ MAX_TAKEOVER_AFTER = 120
 # of events, a dozen when the Web API was slow; Slack rate-limits history reads per
 # workspace, so more threads would only wait more.
 TAKEOVER_THREADS = 4
+# `give_up` bounds (seconds): at least a minute of retries; at most a day, the shortest
+# retention period, so that no request is purged while still waiting for a delivery.
+MIN_GIVE_UP = 60
+MAX_GIVE_UP = 86_400
+MEMBER_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -133,7 +148,13 @@ class SlackConfig:
     """Admins, user hashing, retention and reloading (`bot.slack.operations`)."""
     takeover_after: int = DEFAULT_TAKEOVER_AFTER
     """`CONCIERGE_TAKEOVER_AFTER`: seconds a worker may be silent before the events it
-    acknowledged but did not answer are answered by another (`bot.store.takeover`)."""
+    acknowledged but did not answer are answered by another (`bot.store.takeover`), and the
+    requests it was delivering are delivered by another (`bot.outbox.courier`)."""
+    webhooks: Webhooks = field(default_factory=Webhooks)
+    """`CONCIERGE_WEBHOOK_<NAME>_URL` / `_SECRET`: where request forms deliver to tools."""
+    give_up: int = int(DEFAULT_GIVE_UP.total_seconds())
+    """`CONCIERGE_DELIVERY_GIVE_UP`: seconds a request's delivery is retried before it is
+    reported to the requester and the admins as undeliverable."""
 
     @property
     def socket_mode(self) -> bool:
@@ -153,10 +174,7 @@ class SlackConfig:
             raise ConfigError("must be an app-level token starting with xapp- (Basic "
                               "Information → App-Level Tokens), or unset for HTTP mode",
                               setting="SLACK_APP_TOKEN")
-        bot_token = _required(get, "SLACK_BOT_TOKEN", "the bot token from OAuth & Permissions")
-        if not bot_token.startswith("xoxb-"):
-            raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
-                              "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+        bot_token = checked_bot_token(get("SLACK_BOT_TOKEN"))
         signing_secret = get("SLACK_SIGNING_SECRET")
         if app_token is None and not signing_secret:
             _required(get, "SLACK_SIGNING_SECRET", "Basic Information → Signing Secret; "
@@ -184,6 +202,10 @@ class SlackConfig:
             takeover_after=whole_number(get, "CONCIERGE_TAKEOVER_AFTER",
                                         DEFAULT_TAKEOVER_AFTER, MIN_TAKEOVER_AFTER,
                                         MAX_TAKEOVER_AFTER),
+            webhooks=Webhooks.from_env(env),
+            give_up=whole_number(get, "CONCIERGE_DELIVERY_GIVE_UP",
+                                 int(DEFAULT_GIVE_UP.total_seconds()), MIN_GIVE_UP,
+                                 MAX_GIVE_UP),
         )
 
 
@@ -244,7 +266,13 @@ def _api_url(raw: str) -> str:
 
 
 def make_client(config: SlackConfig) -> WebClient:
-    """A Web API client that waits out rate limits and retries connection and 5xx errors.
+    """A Web API client that waits out rate limits and retries connection and 5xx errors."""
+    return web_client(config.bot_token, config.api_url)
+
+
+def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
+    """A Web API client for `token` that waits out rate limits and retries connection and
+    5xx errors (also for `concierge digest --send`, which needs no signing secret).
 
     The rate-limit and server-error handlers are added to slack_sdk's defaults (which
     retry connection errors), not put in their place.
@@ -252,7 +280,18 @@ def make_client(config: SlackConfig) -> WebClient:
     handlers = [*default_retry_handlers(),
                 RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
                 ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)]
-    return WebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=handlers)
+    return WebClient(token=token, base_url=_api_url(api_url), retry_handlers=handlers)
+
+
+def checked_bot_token(raw: str) -> str:
+    """`SLACK_BOT_TOKEN` checked: a `ConfigError` naming it when missing or not a bot token."""
+    if not raw:
+        raise ConfigError("is not set (the bot token from OAuth & Permissions)",
+                          setting="SLACK_BOT_TOKEN")
+    if not raw.startswith("xoxb-"):
+        raise ConfigError("must be a bot token starting with xoxb- (OAuth & Permissions "
+                          "→ Bot User OAuth Token)", setting="SLACK_BOT_TOKEN")
+    return raw
 
 
 def check_token(config: SlackConfig) -> dict[str, Any]:
@@ -335,7 +374,8 @@ def replay_into(app: App) -> Replay:
 
 
 def load_matcher(config: SlackConfig) -> Matcher:
-    return build_matcher(load_catalog(config.knowledge), config.matcher_mode)
+    return build_matcher(load_catalog(config.knowledge, webhooks=config.webhooks.known()),
+                         config.matcher_mode)
 
 
 def open_store(url: str) -> BestEffort:
@@ -356,6 +396,25 @@ def usergroup_members(client: WebClient) -> Callable[[str], list[str]]:
     return members
 
 
+def channel_members(client: WebClient) -> Callable[[str], list[str]]:
+    """Members of a channel, via `conversations.members` (needs `channels:read`, and
+    `groups:read` for private channels), a page of 1000 at a time."""
+
+    def members(channel: str) -> list[str]:
+        found: list[str] = []
+        cursor = None
+        for _ in range(MEMBER_PAGES):
+            response = client.conversations_members(channel=channel, limit=1000,
+                                                    cursor=cursor)
+            found += [str(u) for u in response.get("members") or []]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return found
+
+    return members
+
+
 @dataclass(frozen=True)
 class Runtime:
     """One worker's long-lived parts: what the listeners use and what the poller refreshes."""
@@ -365,6 +424,9 @@ class Runtime:
     recorder: Recorder
     live: LiveCatalogue
     deliveries: Deliveries
+    courier: Courier
+    digests: DigestSender | None = None
+    """Sends the owners' digests when due; None when CONCIERGE_DIGEST is off."""
 
     def start_poller(self, interval: float) -> Poller:
         """Check for reloads (and purge old records once a day) every `interval` seconds."""
@@ -381,6 +443,25 @@ class Runtime:
                       [lambda: self.deliveries.tick(replay)],
                       name="concierge-takeover").start()
 
+    def start_courier(self) -> Courier:
+        """Deliver requests made in Slack (`bot.outbox.courier`), on a thread of its own:
+        webhooks can be slow, and nothing else should wait for them."""
+        return self.courier.start()
+
+    def start_digests(self) -> Poller | None:
+        """Look for a due digest period every minute, on a thread of its own: sending waits
+        on Slack's rate limits, which must hold up neither reloads nor heartbeats. Every
+        worker looks; the claim in the database lets one send (`bot.store.digests`)."""
+        if self.digests is None:
+            return None
+        return Poller(TICK_SECONDS, [self.digests.tick], name="concierge-digest").start()
+
+
+def button_keys(config: SlackConfig) -> ButtonKeys:
+    """The key that ties cards' buttons to their askers, from a secret every worker and host
+    of this app shares: the signing secret (HTTP), else the app-level token (Socket Mode)."""
+    return ButtonKeys.from_secret(config.signing_secret or config.app_token or config.bot_token)
+
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
                   store: Store | None = None, loaded_from: Fingerprint | None = None,
@@ -391,18 +472,38 @@ def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | 
     recorder = Recorder(guard, ops.recorder)
     recorder.purge_if_due()
     live = LiveCatalogue(config.knowledge, config.matcher_mode, matcher or load_matcher(config),
-                         guard, watch=ops.watch_knowledge, loaded_from=loaded_from,
-                         handover=handover)
+                         guard, watch=ops.watch_knowledge, webhooks=config.webhooks.known(),
+                         loaded_from=loaded_from, handover=handover)
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
-    concierge = Concierge(live, config.service_desk, recorder, admins,
-                          AdminDesk(live, store, ops.reload_interval))
     # Made here, after gunicorn forked: each worker process gets its own id and threads.
+    # One id for both: the heartbeat that keeps its events also keeps its deliveries.
+    worker_id = new_worker_id()
+    courier = Courier(
+        guard, slack_sender(courier_client(config.bot_token, config.api_url)),
+        config.webhooks,
+        CourierSettings(give_up=timedelta(seconds=config.give_up),
+                        stale_after=timedelta(seconds=config.takeover_after),
+                        admins=tuple(sorted(ops.admins))),
+        worker_id=worker_id)
+    owners = OwnerPolicy(admins, channel_members=channel_members(client),
+                         group_members=usergroup_members(client))
+    buttons = button_keys(config)
+    requests = RequestDesk(live, Intake(guard, wake=courier.wake), owners, recorder,
+                           buttons=buttons)
+    concierge = Concierge(live, config.service_desk, recorder, admins,
+                          AdminDesk(live, store, ops.reload_interval), requests,
+                          buttons=buttons)
     deliveries = Deliveries(
         guard, TakeoverSettings(stale_after=float(config.takeover_after)),
-        lookup=answer_lookup(client),
+        worker_id=worker_id, lookup=answer_lookup(client),
         executor=ThreadPoolExecutor(max_workers=TAKEOVER_THREADS,
                                     thread_name_prefix="takeover-lookup"))
-    return Runtime(concierge, guard, recorder, live, deliveries)
+    digests = None
+    if ops.digest.schedule is not None:
+        digests = DigestSender(store, client, lambda: live.matcher, ops.digest,
+                               worker_id=deliveries.worker_id,
+                               stale_after=timedelta(seconds=config.takeover_after))
+    return Runtime(concierge, guard, recorder, live, deliveries, courier, digests)
 
 
 def create_app(config: SlackConfig, *, matcher: Matcher | None = None,
@@ -484,12 +585,16 @@ def wsgi_app(app: App, *, signing_secret: str | None,
 def app_with_pollers(config: SlackConfig, *, matcher: Matcher | None = None,
                      loaded_from: Fingerprint | None = None,
                      handover: Callable[[], object] | None = None) -> tuple[App, list[Poller]]:
-    """The app of one serving process with its reload poller and takeover heartbeat running
-    (`Runtime`); `matcher`, `loaded_from` and `handover` as for `LiveCatalogue`. Starts
-    threads and opens database connections: under gunicorn, call it in the worker."""
+    """The app of one serving process with its reload poller, takeover heartbeat, courier
+    and digests running (`Runtime`); `matcher`, `loaded_from` and `handover` as for
+    `LiveCatalogue`. Starts threads and opens database connections: under gunicorn, call it
+    in the worker."""
     client = make_client(config)
     runtime = build_runtime(config, client, matcher=matcher, loaded_from=loaded_from,
                             handover=handover)
     app = create_app(config, client=client, runtime=runtime)
-    return app, [runtime.start_poller(config.operations.reload_interval),
-                 runtime.start_takeover(app)]
+    runtime.start_courier()
+    pollers = [runtime.start_poller(config.operations.reload_interval),
+               runtime.start_takeover(app)]
+    digests = runtime.start_digests()
+    return app, [*pollers, *([digests] if digests is not None else [])]

@@ -42,6 +42,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # Slack's deepest payloads (rich-text blocks inside a message inside an event) nest about
 # ten levels; code that walks a payload recursively must never meet a thousand.
 MAX_DEPTH = 40
+# Slack's ids (events, teams, users, channels) are a dozen characters or so.
+MAX_ID_CHARS = 64
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +174,10 @@ def check_types(payload: dict[str, Any]) -> None:
     """Every field the listeners or Bolt read has the type Slack sends; `Rejection(400)`
     naming the first that does not."""
     _texts(payload, _ENVELOPE_TEXT, "")
+    # The event id is the dedupe key (a 64-character column): Slack's are about a dozen.
+    event_id = payload.get("event_id")
+    _require(event_id is None or 0 < len(event_id) <= MAX_ID_CHARS,
+             f"event_id longer than {MAX_ID_CHARS} characters")
     authorizations = payload.get("authorizations")
     _require(authorizations is None or (isinstance(authorizations, list) and all(
         isinstance(a, dict) for a in authorizations)), "authorizations is not a list of objects")

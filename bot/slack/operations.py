@@ -1,4 +1,4 @@
-"""Operations settings from the environment: admins, privacy, retention, reloading.
+"""Operations settings from the environment: admins, privacy, retention, reloading, digests.
 
 Part of `concierge serve`'s configuration (`SlackConfig.operations`), checked once
 at start; a bad value is a `ConfigError` naming the variable.
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.admin.schedule import DigestSettings
 from bot.errors import ConfigError
 from bot.live import DEFAULT_RELOAD_INTERVAL
 from bot.settings import whole_number
@@ -42,6 +43,9 @@ class OperationsConfig:
     """`CONCIERGE_RELOAD_INTERVAL`: seconds between a worker's checks for a reload."""
     watch_knowledge: bool = True
     """`CONCIERGE_WATCH_KNOWLEDGE`: reload when the knowledge files change on disk."""
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    """`CONCIERGE_DIGEST` and `CONCIERGE_DIGEST_CHANNELS`: the owners' digest
+    (`bot.admin.schedule`)."""
 
     @property
     def recorder(self) -> RecorderSettings:
@@ -78,6 +82,7 @@ class OperationsConfig:
                                          int(DEFAULT_RELOAD_INTERVAL), 1,
                                          MAX_RELOAD_INTERVAL)),
             watch_knowledge=_flag(get, "CONCIERGE_WATCH_KNOWLEDGE", True),
+            digest=DigestSettings.from_env(env),
         )
 
 

@@ -38,6 +38,7 @@ from slack_sdk.models.views import View
 
 from bot.catalogue.models import Catalog, Decision, DecisionKind, Lifecycle, Offering
 from bot.matching.thresholds import MAX_QUERY_CHARS
+from bot.slack.buttons import CardButtons
 
 # Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
 SECTION_TEXT_LIMIT = 3000
@@ -60,16 +61,18 @@ ACTION_HELPFUL = "feedback_helpful"
 ACTION_NOT_HELPFUL = "feedback_not_helpful"
 ACTION_REQUEST_PREFIX = "request_offering"
 ACTION_REQUEST_RE = re.compile(r"^request_offering(:.*)?$")
+# The Request button of an offering with a form in Slack: it opens the form.
+ACTION_REQUEST_FORM_PREFIX = "open_request_form"
+ACTION_REQUEST_FORM_RE = re.compile(r"^open_request_form(:.*)?$")
 ACTION_SERVICE_DESK = "open_service_desk"
 ACTION_OPEN_SEARCH = "open_search"
 FEEDBACK_BLOCK_ID = "feedback"
 SEARCH_CALLBACK_ID = "concierge_search"
 SEARCH_BLOCK_ID = "need"
 SEARCH_INPUT_ID = "need"
-# A button's value names the offering and, when the question was recorded, the question
-# (`standard-laptop#42`), so a click is tied to the answer it acts on. Offering ids are
-# slugs, so the separator cannot occur in them.
-QUESTION_SEPARATOR = "#"
+# What a "None of these" button's value names in place of an offering (an offering may be
+# called `none` too: the button's action id tells the two apart).
+NONE_OF_THESE = "none"
 SERVICE_DESK_TEXT = "Ask the IT service desk, and we'll note that the catalogue is missing this."
 
 
@@ -220,21 +223,8 @@ def _fit(blocks: list[Block], limit: int) -> list[Block]:
                             "The full entry is in the catalogue.")]
 
 
-def button_value(offering_id: str, question_id: int | None) -> str:
-    """The value of a button acting on `offering_id` in the answer to `question_id`."""
-    if question_id is None:
-        return offering_id
-    return f"{offering_id}{QUESTION_SEPARATOR}{question_id}"
-
-
-def parse_button_value(value: str) -> tuple[str, int | None]:
-    """(offering id, question id or None) from a button value; old values have no id."""
-    offering_id, _, question = value.partition(QUESTION_SEPARATOR)
-    return offering_id, int(question) if question.isdigit() else None
-
-
-def _feedback_block(offering: Offering, question_id: int | None) -> ActionsBlock:
-    value = button_value(offering.id, question_id)
+def _feedback_block(offering: Offering, buttons: CardButtons) -> ActionsBlock:
+    value = buttons.value(offering.id)
     return ActionsBlock(block_id=FEEDBACK_BLOCK_ID, elements=[
         ButtonElement(text="Helpful", action_id=ACTION_HELPFUL, value=value),
         ButtonElement(text="Not what I need", action_id=ACTION_NOT_HELPFUL, value=value),
@@ -247,8 +237,9 @@ def _field(label: str, value: str) -> str:
 
 def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = None,
                     asked: str | None = None, retired: Offering | None = None,
-                    feedback: bool = True, question_id: int | None = None) -> list[Block]:
-    """The answer card of one offering; `question_id` ties its buttons to the question."""
+                    feedback: bool = True, buttons: CardButtons) -> list[Block]:
+    """The answer card of one offering; `buttons` ties its buttons to the question and the
+    person who asked it (`bot.slack.buttons`)."""
     blocks: list[Block] = []
     if len(offering.name) <= HEADER_TEXT_LIMIT:
         blocks.append(HeaderBlock(text=PlainTextObject(text=offering.name, emoji=False)))
@@ -279,11 +270,20 @@ def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = N
 
     if offering.request.steps:
         blocks += _sections(_field("How to request", escape(offering.request.steps)))
+    request_buttons = []
+    if offering.request.has_form and not offering.is_retired:
+        # Requested right here: the button opens the offering's form in a modal.
+        request_buttons.append(ButtonElement(
+            text="Request", style="primary", value=buttons.value(offering.id),
+            action_id=f"{ACTION_REQUEST_FORM_PREFIX}:{offering.id}"[:255]))
     if offering.request.url:
-        blocks.append(ActionsBlock(block_id="request", elements=[ButtonElement(
-            text="Request", url=offering.request.url, style="primary",
-            value=button_value(offering.id, question_id),
-            action_id=f"{ACTION_REQUEST_PREFIX}:{offering.id}"[:255])]))
+        request_buttons.append(ButtonElement(
+            text="Request" if not request_buttons else "Open the request portal",
+            url=offering.request.url, style=None if request_buttons else "primary",
+            value=buttons.value(offering.id),
+            action_id=f"{ACTION_REQUEST_PREFIX}:{offering.id}"[:255]))
+    if request_buttons:
+        blocks.append(ActionsBlock(block_id="request", elements=request_buttons))
     context = []
     if asked:
         context.append(f"You asked: {_echo(asked)}")
@@ -292,7 +292,7 @@ def offering_blocks(offering: Offering, catalog: Catalog, *, why: str | None = N
     if context:
         blocks.append(_context(*context, verbatim=True))
     if feedback:
-        blocks.append(_feedback_block(offering, question_id))
+        blocks.append(_feedback_block(offering, buttons))
     return blocks
 
 
@@ -303,18 +303,18 @@ def _fallback(offering: Offering) -> str:
     return escape(text)
 
 
-def answer_message(offering: Offering, catalog: Catalog, *, why: str | None = None,
-                   asked: str | None = None, retired: Offering | None = None,
-                   question_id: int | None = None) -> Message:
+def answer_message(offering: Offering, catalog: Catalog, *, buttons: CardButtons,
+                   why: str | None = None, asked: str | None = None,
+                   retired: Offering | None = None) -> Message:
     blocks = offering_blocks(offering, catalog, why=why, asked=asked, retired=retired,
-                             question_id=question_id)
+                             buttons=buttons)
     text = _fallback(offering)
     if retired is not None:
         text = escape(f"{retired.name} is retired. ") + text
     return Message(text, tuple(_fit(blocks, MESSAGE_BLOCK_LIMIT)))
 
 
-def clarify_message(decision: Decision, question_id: int | None = None) -> Message:
+def clarify_message(decision: Decision, buttons: CardButtons) -> Message:
     """"Did you mean…": one button per candidate; a click replaces this card."""
     choices = decision.choices
     blocks = _sections(f"Did you mean one of these? You asked: {_echo(decision.query)}",
@@ -323,11 +323,11 @@ def clarify_message(decision: Decision, question_id: int | None = None) -> Messa
         blocks += _sections(
             f"*{escape(offering.name)}* · {offering.kind.value}\n{escape(offering.summary)}",
             accessory=ButtonElement(text=_label(offering.name),
-                                    value=button_value(offering.id, question_id),
+                                    value=buttons.value(offering.id),
                                     action_id=f"{ACTION_CHOOSE_PREFIX}{n}"))
     blocks.append(ActionsBlock(block_id="choose_none", elements=[
         ButtonElement(text="None of these", action_id=ACTION_CHOOSE_NONE,
-                      value=button_value("none", question_id))]))
+                      value=buttons.value(NONE_OF_THESE))]))
     blocks.append(_context(escape(decision.why), verbatim=True))
     names = ", ".join(o.name for o in choices)
     return Message(escape(f"Did you mean one of these: {names}?"),
@@ -348,20 +348,19 @@ def none_message(query: str | None, desk: ServiceDesk, *, why: str | None = None
 
 
 def decision_message(decision: Decision, catalog: Catalog, desk: ServiceDesk,
-                     question_id: int | None = None) -> Message:
-    """The reply to a question, whatever the matcher decided; `question_id` is the
-    question's record, carried in the buttons so that clicks are tied to it."""
+                     buttons: CardButtons) -> Message:
+    """The reply to a question, whatever the matcher decided; `buttons` carry the
+    question's record and its asker, so that clicks are tied to both."""
     if decision.kind is DecisionKind.ANSWER and decision.offering is not None:
         return answer_message(decision.offering, catalog, why=decision.why,
                               asked=decision.query, retired=decision.retired,
-                              question_id=question_id)
+                              buttons=buttons)
     if decision.kind is DecisionKind.CLARIFY and len(decision.choices) >= 2:
-        return clarify_message(decision, question_id)
+        return clarify_message(decision, buttons)
     return none_message(decision.query, desk, why=decision.why)
 
 
-def chosen_message(offering: Offering, catalog: Catalog,
-                   question_id: int | None = None) -> Message:
+def chosen_message(offering: Offering, catalog: Catalog, buttons: CardButtons) -> Message:
     """The card shown in place of a "Did you mean…" after the user picked `offering`."""
     live = catalog.live_replacement(offering) if offering.is_retired else offering
     if live is None:
@@ -370,7 +369,7 @@ def chosen_message(offering: Offering, catalog: Catalog,
                                        "replacement. Ask the IT service desk.")))
     retired = offering if live is not offering else None
     return answer_message(live, catalog, why="You picked this from the suggestions.",
-                          retired=retired, question_id=question_id)
+                          retired=retired, buttons=buttons)
 
 
 def feedback_note(helpful: bool, user_id: str | None) -> str:
@@ -399,6 +398,11 @@ HELP_TEXT = (
     "• *Anywhere:* `/concierge I need access to the VPN` answers only you.\n"
     "• *App Home:* browse the catalogue by category or search it."
 )
+
+
+def note_blocks(text: str) -> list[Block]:
+    """A short note in one section (text built here, Slack markup allowed)."""
+    return _sections(text)
 
 
 def help_message() -> Message:
@@ -431,6 +435,8 @@ def _catalogue_line(offering: Offering) -> str:
             f"Owner: {owner_mrkdwn(offering)}")
     if not offering.request.url and offering.request.steps:
         line += f"\nHow to request: {escape(offering.request.steps)}"
+    if offering.request.has_form:
+        line += "\nRequest it right here: ask me for it and press *Request*."
     return line
 
 

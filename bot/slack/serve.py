@@ -36,7 +36,16 @@ environment:
                          where "I don't know" answers send people
   CONCIERGE_TAKEOVER_AFTER
                          seconds a worker may be silent before another answers the
-                         events it acknowledged but did not answer (default 20)
+                         events it acknowledged but did not answer, and delivers the
+                         requests it was delivering (default 20)
+  CONCIERGE_WEBHOOK_<NAME>_URL, CONCIERGE_WEBHOOK_<NAME>_SECRET
+                         the tool (https) and shared secret of `webhook: <name>` in
+                         request forms
+  CONCIERGE_DELIVERY_GIVE_UP
+                         seconds a request's delivery is retried before the requester
+                         and the admins are told it failed (default 14400)
+  CONCIERGE_DIGEST       the owners' digest: weekly [DAY] [HH:MM] [ZONE] (default:
+                         Mondays 09:00 UTC), daily [HH:MM] [ZONE], or off
   LOG_LEVEL              DEBUG, INFO (default), WARNING, ERROR, CRITICAL
   CONCIERGE_LOG_CONTENT  on: logs also hold question texts and Slack user ids
                          (default off; see "What is recorded" in docs/admins.md)

@@ -66,7 +66,7 @@ def serve(config: SlackConfig) -> int:
     """Run until stopped: Socket Mode when an app token is set, else HTTP under gunicorn."""
     check_token(config)
     # Fail here, once, with the loader's report, rather than in every worker.
-    load_catalog(config.knowledge)
+    load_catalog(config.knowledge, webhooks=config.webhooks.known())
     # Migrate before workers start, so they do not all queue for the migration lock; the
     # connection is closed again before gunicorn forks.
     open_store(config.database_url).store.close()
@@ -116,7 +116,7 @@ class Master:
         serving their last good one, and report the errors themselves)."""
         current = self.preloaded
         files = fingerprint(self.config.knowledge)
-        report = check_knowledge(self.config.knowledge)
+        report = check_knowledge(self.config.knowledge, webhooks=self.config.webhooks.known())
         if report.catalog is None:
             log.error("the master could not reload %s (%d errors); keeping the workers",
                       self.config.knowledge, len(report.errors))

@@ -4,6 +4,7 @@
 `DATABASE_URL`; `tables` describes the rows and `migrations/` (run by `migrate`) creates
 and changes them; `recorder` writes questions, choices and feedback best-effort, so a
 database that is down never stops an answer; `takeover` answers the events a dead worker
-acknowledged but never answered. It may import the catalogue and matching values it
+acknowledged but never answered; `digests` claims each digest period for one worker and
+records each message of it. It may import the catalogue and matching values it
 records, and never admin, Slack or the command line.
 """

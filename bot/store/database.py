@@ -18,8 +18,10 @@ the admin reports read. No Slack imports: the core owns it.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +49,7 @@ from sqlalchemy.exc import (
 
 from bot.errors import ConfigError
 from bot.store.tables import (
+    ID_LENGTH,
     CatalogueState,
     Feedback,
     OfferingRequest,
@@ -71,6 +74,7 @@ CONNECT_TIMEOUT_SECONDS = 3
 # Any fixed number works; it only has to be the same in every Concierge process.
 MIGRATION_LOCK_KEY = 0x436F6E63  # "Conc"
 GENERATION_ROW = "catalogue"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str:
@@ -112,6 +116,22 @@ class QuestionRecord:
     offering_id: str | None = None
     nearest_offering_id: str | None = None
     choices: tuple[str, ...] = ()
+    by_admin: bool = False
+    """Asked by an admin: the reports leave it out and count it apart."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServedCatalogue:
+    """The knowledge directory `concierge serve` last loaded, and a digest of its ids."""
+
+    knowledge: str
+    offerings: str
+
+
+def offerings_digest(ids: Iterable[str]) -> str:
+    """A digest of a catalogue's offering ids, whatever their order: two catalogues with
+    the same offerings (by id) have the same digest."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +184,8 @@ class Store:
                               setting="DATABASE_URL") from exc
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self._sqlite_file is not None:
+                _owner_only(self._sqlite_file)
         if migrate:
             self.upgrade()
 
@@ -187,7 +209,7 @@ class Store:
         from bot.store.migrate import run_upgrade
 
         if self._sqlite_file is not None:
-            self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(self._sqlite_file)
         with self._migration_lock(), self.engine.begin() as conn:
             if not self.is_sqlite:
                 # Held until this transaction ends: PostgreSQL runs the whole upgrade in it.
@@ -208,7 +230,8 @@ class Store:
             yield
             return
         lock_path = self._sqlite_file.with_name(self._sqlite_file.name + ".migrate-lock")
-        with lock_path.open("a") as handle:
+        with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                       "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -350,33 +373,84 @@ class Store:
 
     def record_question(self, record: QuestionRecord) -> int:
         """Store one question; return its id (carried in the answer's buttons)."""
+        team = record.team_id if record.team_id and len(record.team_id) <= ID_LENGTH else None
         with self.engine.begin() as conn:
             result = conn.execute(insert(Question).values(
-                asked_at=record.asked_at, team_id=record.team_id, surface=record.surface,
-                user_hash=record.user_hash, text=record.text, decision=record.decision,
+                asked_at=record.asked_at, team_id=team, surface=record.surface,
+                user_hash=record.user_hash, text=storable(record.text),
+                decision=record.decision,
                 offering_id=record.offering_id,
                 nearest_offering_id=record.nearest_offering_id,
                 choices=" ".join(record.choices) or None, confidence=record.confidence,
-                latency_ms=record.latency_ms, none_fitted=False,
+                latency_ms=record.latency_ms, none_fitted=False, by_admin=record.by_admin,
             ).returning(Question.id))
             return int(result.scalar_one())
 
     def record_choice(self, question_id: int, offering_id: str | None) -> bool:
-        """The asker picked `offering_id` from a "Did you mean…" (None: "None of these")."""
+        """The asker picked `offering_id` from a "Did you mean…" (None: "None of these").
+
+        The last click stands: picking clears "None of these" and the other way round. An
+        offering that was not among the question's choices is not recorded (False)."""
         values: dict[str, Any] = (
             {"chosen_offering_id": offering_id, "none_fitted": False} if offering_id
-            else {"none_fitted": True})
+            else {"chosen_offering_id": None, "none_fitted": True})
         with self.engine.begin() as conn:
+            choices = conn.execute(select(Question.choices).where(Question.id == question_id)
+                                   ).first()
+            if choices is None or (offering_id is not None
+                                   and offering_id not in (choices[0] or "").split()):
+                return False
             result = conn.execute(update(Question).where(Question.id == question_id)
                                   .values(**values))
         return bool(result.rowcount)
 
     def record_feedback(self, *, question_id: int | None, offering_id: str, helpful: bool,
                         user_hash: str | None, at: datetime | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(Feedback).values(
-                given_at=at or utcnow(), question_id=self._existing(conn, question_id),
-                offering_id=offering_id, helpful=helpful, user_hash=user_hash))
+        """The rating of the answer to `question_id`: one per question, a later click
+        changes it (a unique index makes two first clicks at once one row)."""
+        values = {"given_at": at or utcnow(), "offering_id": offering_id, "helpful": helpful,
+                  "user_hash": user_hash}
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                question = self._existing(conn, question_id)
+                if question is not None and conn.execute(
+                        update(Feedback).where(Feedback.question_id == question)
+                        .values(**values)).rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(Feedback).values(question_id=question, **values))
+                return
+            except IntegrityError:
+                if question is None:
+                    raise
+                continue  # another click on the same answer inserted first: update it
+        raise RuntimeError("could not record feedback")  # pragma: no cover
+
+    def record_served(self, knowledge: str, offering_ids: Iterable[str]) -> None:
+        """Remember which catalogue is being served, for the reports on the command line."""
+        values = {"knowledge": knowledge, "offerings": offerings_digest(offering_ids)}
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                if conn.execute(update(CatalogueState).where(
+                        CatalogueState.name == GENERATION_ROW).values(**values)).rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(CatalogueState).values(
+                        name=GENERATION_ROW, generation=0, changed_at=utcnow(), **values))
+                return
+            except IntegrityError:
+                continue  # another worker inserted the row first: update it
+
+    def served(self) -> ServedCatalogue | None:
+        """The catalogue a worker last loaded, if one has said."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CatalogueState.knowledge, CatalogueState.offerings)
+                               .where(CatalogueState.name == GENERATION_ROW)).first()
+        if row is None or row.knowledge is None or row.offerings is None:
+            return None
+        return ServedCatalogue(str(row.knowledge), str(row.offerings))
 
     def record_request_click(self, *, question_id: int | None, offering_id: str,
                              user_hash: str | None, at: datetime | None = None) -> None:
@@ -418,6 +492,40 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def storable(text: str) -> str:
+    """`text` as every backend stores it: PostgreSQL refuses NUL characters in text, and
+    neither driver can encode a lone surrogate (which a JSON `\\ud800` escape yields)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return _SURROGATE.sub("\ufffd", text)
+
+
+# The SQLite file and the journals SQLite keeps beside it: all hold question texts.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _create_owner_only(database: Path) -> None:
+    """The database's folder (0700 when created here) and file (0600), made before SQLite
+    makes them with the process's umask (0644 as a rule: readable by every local user).
+    SQLite gives its -wal and -shm files the permissions of the database file."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    _owner_only(database)
+
+
+def _owner_only(database: Path) -> None:
+    """Take group and other permissions off the database and its journals, where they are
+    ours and have any (a file made before Concierge did this, or copied in)."""
+    for suffix in SQLITE_COMPANIONS:
+        path = database.with_name(database.name + suffix)
+        try:
+            info = path.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                path.chmod(0o600)
+        except OSError:
+            continue  # absent, or not ours to change
 
 
 def _aware(value: datetime) -> datetime:

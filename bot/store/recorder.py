@@ -6,6 +6,12 @@ When the database fails, `BestEffort` logs ONE warning, then stops trying for
 call after that probes again, and a success logs one line saying recording is
 back. Questions asked meanwhile are answered but not recorded.
 
+A data error is not an outage: a row the database refuses (a value too long for its
+column, a character it cannot store, a constraint) costs that row and one warning,
+and the next call goes to the database as usual. Counting it as an outage stopped
+recording for 30 s and let event dedupe fail open, so one odd question made the next
+redelivered event be answered twice.
+
 User ids are never stored: only an HMAC-SHA256 of the id keyed with
 `CONCIERGE_USER_HASH_KEY`. Without a key nothing about the user is stored at all,
 because an unkeyed hash of a Slack id (a short, guessable format) can be
@@ -24,7 +30,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from bot.catalogue.models import Decision, DecisionKind
 from bot.errors import StoreUnavailable
@@ -92,14 +104,14 @@ class BestEffort:
                 self.store.upgrade()
                 self._schema_ready = True
             result = call()
+        except (DataError, IntegrityError, UnicodeError) as exc:
+            self._refused(what, exc)
+            return None
         except SQLAlchemyError as exc:
-            with self._lock:
-                first = self._down_since is None
-                self._down_since = self._clock()
-            if first:
-                log.warning("database %s unavailable (%s failed: %s); Concierge keeps "
-                            "answering but records nothing until it is back; retrying every "
-                            "%.0f s", self.store.url, what, _short(exc), RETRY_AFTER)
+            if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+                self._refused(what, exc)  # a parameter failed in Python: no database involved
+            else:
+                self._went_down(what, exc)
             return None
         with self._lock:
             recovered = self._down_since is not None
@@ -107,6 +119,21 @@ class BestEffort:
         if recovered:
             log.info("database %s reachable again; recording resumed", self.store.url)
         return (result,)
+
+    def _refused(self, what: str, exc: Exception) -> None:
+        # This one row, not the database: the transaction rolled back, the connection is
+        # fine. No values in the message: the row may hold what someone typed.
+        log.warning("database %s refused one record (%s failed: %s); recording goes on",
+                    self.store.url, what, _short(exc))
+
+    def _went_down(self, what: str, exc: SQLAlchemyError) -> None:
+        with self._lock:
+            first = self._down_since is None
+            self._down_since = self._clock()
+        if first:
+            log.warning("database %s unavailable (%s failed: %s); Concierge keeps "
+                        "answering but records nothing until it is back; retrying every "
+                        "%.0f s", self.store.url, what, _short(exc), RETRY_AFTER)
 
 
 def _short(exc: BaseException) -> str:
@@ -132,7 +159,8 @@ class Recorder:
         return user_hash(self.settings.user_hash_key, user)
 
     def question(self, decision: Decision, *, surface: str, latency_ms: float,
-                 user: str | None = None, team: str | None = None) -> int | None:
+                 user: str | None = None, team: str | None = None,
+                 by_admin: bool = False) -> int | None:
         """Record a question; its id, or None when it could not be recorded."""
         nearest = decision.candidates[0].offering.id if decision.candidates else None
         record = QuestionRecord(
@@ -142,7 +170,7 @@ class Recorder:
             offering_id=decision.offering.id if decision.offering else None,
             nearest_offering_id=(decision.offering.id if decision.offering else nearest),
             choices=tuple(o.id for o in decision.choices)
-            if decision.kind is DecisionKind.CLARIFY else ())
+            if decision.kind is DecisionKind.CLARIFY else (), by_admin=by_admin)
         return self.guard.run("recording a question",
                               lambda: self.store.record_question(record), None)
 

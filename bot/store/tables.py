@@ -14,6 +14,8 @@ migration leaves behind (a test compares the two). No Slack imports.
     requests           request forms submitted in Slack, with the owner's status
     request_outbox     what each request must deliver (channel message, webhook POST, direct
                        messages), delivered by a worker loop (`bot.outbox.courier`)
+    digest_runs        one row per digest period: the worker sending it (`bot.store.digests`)
+    digest_deliveries  each owner digest message of a period: to whom, and whether it went
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -105,6 +108,10 @@ class CatalogueState(Base):
     name: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    knowledge: Mapped[str | None] = mapped_column(Text)
+    """The knowledge directory a worker last loaded, as that worker names it."""
+    offerings: Mapped[str | None] = mapped_column(String(64))
+    """A digest of that catalogue's offering ids (`bot.store.database.offerings_digest`)."""
 
 
 class Question(Base):
@@ -134,17 +141,28 @@ class Question(Base):
     """For `clarify`: the choice the asker clicked."""
     none_fitted: Mapped[bool] = mapped_column(Boolean, default=False)
     """For `clarify`: the asker clicked "None of these"."""
+    by_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Asked by an admin: left out of the reports, which count these apart."""
+
+
+# One rating per question: a later click by the asker changes it (revision 0003).
+ONE_PER_QUESTION = "question_id IS NOT NULL"
 
 
 class Feedback(Base):
-    """A Helpful / Not what I need click on the card answering `question_id`."""
+    """A Helpful / Not what I need click on the card answering `question_id`; the asker's
+    latest, one per question."""
 
     __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ux_feedback_question_id", "question_id", unique=True,
+              sqlite_where=text(ONE_PER_QUESTION), postgresql_where=text(ONE_PER_QUESTION)),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     question_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+        BigId, ForeignKey("questions.id", ondelete="CASCADE"))
     offering_id: Mapped[str] = mapped_column(String(OFFERING_ID_LENGTH))
     helpful: Mapped[bool] = mapped_column(Boolean)
     user_hash: Mapped[str | None] = mapped_column(String(USER_HASH_LENGTH))
@@ -238,3 +256,48 @@ class OutboxItem(Base):
     message_channel: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     """For a Slack message: the conversation it is in (an id), to update it in place."""
     message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+# A digest period's name (`bot.admin.schedule.Schedule.key`): "weekly:2026-11-30T09:00Z".
+PERIOD_LENGTH = 40
+# Where a digest goes: a user id, a channel id or a #channel-name (Slack allows 80 chars).
+RECIPIENT_LENGTH = 100
+# SHA-256 hex of the owner team's name, cut: team names are free text of any length.
+TEAM_KEY_LENGTH = 32
+
+
+class DigestRun(Base):
+    """A digest period some worker took on; its primary key is the claim, as for events."""
+
+    __tablename__ = "digest_runs"
+
+    period: Mapped[str] = mapped_column(String(PERIOD_LENGTH), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(WORKER_ID_LENGTH))
+    """The worker sending it (host:pid:nonce), whose heartbeat shows it alive."""
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Every message of the period sent or given up; nothing more is sent for it."""
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class DigestDelivery(Base):
+    """One owner team's digest message to one recipient in one period."""
+
+    __tablename__ = "digest_deliveries"
+
+    period: Mapped[str] = mapped_column(
+        String(PERIOD_LENGTH), ForeignKey("digest_runs.period", ondelete="CASCADE"),
+        primary_key=True)
+    team_key: Mapped[str] = mapped_column(String(TEAM_KEY_LENGTH), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(RECIPIENT_LENGTH), primary_key=True)
+    team: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    """sending (written before the post: in doubt if its worker died), sent or failed."""
+    channel: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    """The conversation posted to (a DM's id is known before the post)."""
+    ts: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    """The message's ts, once Slack took it."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(String(ERROR_LENGTH))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -95,7 +95,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.store.database import PendingClaim, Store
+from bot.store.database import PendingClaim, Store, storable
 from bot.store.recorder import BestEffort
 from bot.store.tables import utcnow
 
@@ -224,8 +224,8 @@ class Deliveries:
     def claim(self, event_id: str, body: Mapping[str, Any]) -> bool:
         """True when this delivery is the first (or the database cannot tell): answer it."""
         # The legacy verification token is a secret the replay does not need.
-        stored = json.dumps({k: v for k, v in body.items() if k != "token"},
-                            separators=(",", ":"), ensure_ascii=False)
+        stored = storable(json.dumps({k: v for k, v in body.items() if k != "token"},
+                                     separators=(",", ":"), ensure_ascii=False))
         return self.guard.run("claiming an event", lambda: self.store.claim_event(
             event_id, body=stored, owner=self.worker_id), True)
 

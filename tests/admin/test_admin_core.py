@@ -3,6 +3,8 @@ gap grouping, and splitting long reports into Slack-sized messages."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bot.admin.desk import AdminCommand, AdminPolicy, parse_admin_command
@@ -22,15 +24,34 @@ from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
     ("reload", AdminCommand("reload")),
     ("check", AdminCommand("check")),
     ("help", AdminCommand("help")),
+    ("stats 7 days", AdminCommand("stats", 7)),
+    ("gaps 14d", AdminCommand("gaps", 14)),
+    ("owners --days 3", AdminCommand("owners", 3)),
     ("check my vpn access", None),
     ("stats for my team", None),
-    ("reload 5", None),
+    ("help me with my laptop", None),
     ("I need a laptop", None),
     ("", None),
 ])
 def test_only_exact_subcommands_are_subcommands(text: str,
                                                 expected: AdminCommand | None) -> None:
     assert parse_admin_command(text) == expected
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("stats abc", "`stats` takes a number of days from 1 to 3650, e.g. `/concierge stats 7`, "
+                  "not `abc`"),
+    ("gaps last week", "`gaps` takes a number of days from 1 to 3650, e.g. `/concierge gaps "
+                       "7`, not `last week`"),
+    ("reload 5", "`reload` takes nothing after it, not `5`"),
+    ("check now", "`check` takes nothing after it, not `now`"),
+])
+def test_a_subcommand_with_wrong_arguments_is_a_slip_not_a_need(text: str,
+                                                                problem: str) -> None:
+    # A need "stats abc" was answered "I don't know an offering for that" and topped `gaps`.
+    command = parse_admin_command(text)
+    assert command is not None
+    assert command.problem == problem
 
 
 class Clock:
@@ -71,6 +92,33 @@ def test_a_failing_lookup_makes_nobody_an_admin(caplog: pytest.LogCaptureFixture
     assert not policy.is_admin("U0GROUPIE")
     assert policy.is_admin("U0LISTED")
     assert "could not list the members of admin group S0ADMINS" in caplog.text
+
+
+def test_a_failing_lookup_is_cached_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="concierge.admin")
+    lookups: list[str] = []
+    failure: list[Exception] = [OSError("missing_scope")]
+
+    def lookup(group: str) -> list[str]:
+        lookups.append(group)
+        if failure:
+            raise failure[0]
+        return ["U0GROUPIE"]
+
+    clock = Clock()
+    policy = AdminPolicy([], "S0ADMINS", lookup, cache_seconds=60, clock=clock)
+    for _ in range(5):  # five refused commands within the minute
+        assert not policy.is_admin("U0GROUPIE")
+    assert lookups == ["S0ADMINS"]
+    clock.now = 61
+    assert not policy.is_admin("U0GROUPIE")  # tried again, failed the same way: no new line
+    assert lookups == ["S0ADMINS"] * 2
+    warnings = [r for r in caplog.records if "could not list" in r.getMessage()]
+    assert len(warnings) == 1
+    failure.clear()
+    clock.now = 122
+    assert policy.is_admin("U0GROUPIE")  # works again
+    assert "can be listed again" in caplog.text
 
 
 def test_operations_settings_are_checked() -> None:

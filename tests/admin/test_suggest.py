@@ -232,3 +232,19 @@ def test_a_rephrasing_counts_only_when_its_answer_was_confirmed() -> None:
                  ((1, "Wiki!", "none", None, "h1", 10), (2, "wiki", "clarify", "vpn", "h1", 5)),
                  ((1, "wiki", "none", None, None, 10), (2, "vpn", "clarify", "vpn", None, 5))]:
         assert [c.kind for c in collect_clues(clue_log(*rows))] == ["picked"]
+
+
+def test_edits_that_cannot_be_checked_are_never_handed_out(
+        store: Store, matcher: Matcher, seeded: Seeded,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(*_: object) -> None:
+        raise PermissionError("knowledge: Permission denied")
+
+    monkeypatch.setattr("bot.admin.suggest.check_plan", unreadable)
+    report = suggest(load_activity(store, 30, now=seeded.now), matcher)
+    assert report.offerings and report.patch() == ""
+    assert all(o.snippet is None for o in report.offerings)
+    [vpn] = [o for o in report.offerings if o.offering.id == "vpn"]
+    assert vpn.refused is not None and "could not check the edited files" in vpn.refused
+    assert "No snippet: the edited files would not pass `concierge check`" in (
+        report.view().text())

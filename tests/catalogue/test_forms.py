@@ -9,6 +9,7 @@ import pytest
 
 from bot.catalogue.loader import check_knowledge, load_catalog
 from bot.catalogue.models import DeliverTo, FieldType, FormField, KnownWebhooks, Severity
+from bot.cli.main import main
 
 # One offering with a form; the comments are line numbers.
 FORM = """\
@@ -182,3 +183,27 @@ def test_webhook_names_are_checked_on_files_taken_from_the_cache(kdir: Path) -> 
     again = check_knowledge(kdir, webhooks=KnownWebhooks(frozenset({"other"}), "env"))
     assert again.cached_files == 1
     assert [p.line for p in again.problems] == [27]
+
+
+def test_concierge_check_flags_unknown_webhooks_by_what_it_knows(
+        kdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (kdir / "offering.yaml").write_text(FORM, encoding="utf-8")
+    for name in ("CONCIERGE_WEBHOOKS", "CONCIERGE_WEBHOOK_SERVICEDESK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    where = f"{kdir / 'offering.yaml'}:27: request.deliver_to.webhook"
+    # Nothing configured here (a laptop, CI without secrets): a warning, not a failure.
+    assert main(["check", "--knowledge", str(kdir)]) == 0
+    out = capsys.readouterr().out
+    assert f"{where}: warning: webhook 'servicedesk' cannot be checked" in out
+    # Names given: an unknown one fails the check.
+    assert main(["check", "--knowledge", str(kdir), "--webhooks", "facilities"]) == 1
+    assert (f"{where}: unknown webhook 'servicedesk'; configured: facilities"
+            in capsys.readouterr().out)
+    monkeypatch.setenv("CONCIERGE_WEBHOOKS", "servicedesk")
+    assert main(["check", "--knowledge", str(kdir)]) == 0
+    monkeypatch.delenv("CONCIERGE_WEBHOOKS")
+    monkeypatch.setenv("CONCIERGE_WEBHOOK_SERVICEDESK_URL", "https://desk.example.test/h")
+    assert main(["check", "--knowledge", str(kdir)]) == 0
+    assert "ok: 1 offering in 1 file" in capsys.readouterr().out
+    assert main(["check", "--knowledge", str(kdir), "--webhooks", "Not A Name"]) == 2
+    assert "--webhooks: 'Not' is not a webhook name" in capsys.readouterr().err

@@ -3,6 +3,7 @@ anything else is read as if there were no cache, and a bad cache costs only time
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.catalogue import loader
-from bot.catalogue.cache import DiskCache
+from bot.catalogue.cache import MAGIC, DiskCache, encode
 from bot.catalogue.loader import LoadReport, check_knowledge, load_catalog
 from bot.catalogue.models import Catalog
 from bot.live import LiveCatalogue
@@ -164,8 +165,8 @@ def test_a_copied_file_keeps_its_own_path_and_lines(two_files: Path, tmp_path: P
 def test_a_corrupt_cache_is_ignored_with_one_warning_and_rewritten(
         two_files: Path, cache: Path, spy: Spy, caplog: pytest.LogCaptureFixture) -> None:
     good = check_knowledge(two_files)
-    [stored] = cache.glob("knowledge-*.pickle")
-    stored.write_bytes(b"\x80\x05 not a pickle at all")
+    [stored] = cache.glob("knowledge-*.cache")
+    stored.write_bytes(stored.read_bytes()[:-10])  # truncated: the digest does not match
     spy.reset()
     with caplog.at_level(logging.WARNING):
         report = check_knowledge(two_files)
@@ -176,15 +177,21 @@ def test_a_corrupt_cache_is_ignored_with_one_warning_and_rewritten(
     assert check_knowledge(two_files).cached_files == 2  # rewritten
 
 
+def _cache_file(value: object) -> bytes:
+    payload = encode(value, ())
+    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
 @pytest.mark.parametrize("content", [
-    pickle.dumps(["a", "list"]),
-    pickle.dumps(("another version", "key", {})),
+    _cache_file(["a", "list"]),
+    _cache_file({"version": "another version", "key": "key", "value": {}}),
+    pickle.dumps(("v", "key", {})),
     b"",
-])
+], ids=["not-a-cache-value", "another-version", "a-pickle", "empty"])
 def test_a_foreign_or_stale_cache_is_ignored(two_files: Path, cache: Path, content: bytes,
                                              caplog: pytest.LogCaptureFixture) -> None:
     check_knowledge(two_files)
-    [stored] = cache.glob("knowledge-*.pickle")
+    [stored] = cache.glob("knowledge-*.cache")
     stored.write_bytes(content)
     with caplog.at_level(logging.WARNING):
         report = check_knowledge(two_files)
@@ -210,7 +217,7 @@ def test_an_unwritable_cache_directory_costs_only_time(
     with caplog.at_level(logging.WARNING):
         report = check_knowledge(two_files)
     assert report.catalog is not None and len(report.catalog) == 3
-    assert "could not write knowledge cache" in caplog.text
+    assert "not using the cache folder" in caplog.text
 
 
 def test_without_the_cache_nothing_is_read_or_written(two_files: Path, cache: Path) -> None:
@@ -238,21 +245,93 @@ def test_the_cache_keeps_only_the_most_recent_files_of_a_kind(tmp_path: Path) ->
         disk.write(key, key)
         os.utime(disk.path(key), ns=(0, {"a": 1, "b": 2, "c": 3}[key] * 10**9))
     disk.write("c", "c")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["knowledge-b.pickle",
-                                                         "knowledge-c.pickle"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["knowledge-b.cache",
+                                                         "knowledge-c.cache"]
     assert (disk.read("b"), disk.read("a")) == ("b", None)
 
 
 def test_a_problem_is_never_served_from_the_cache(two_files: Path) -> None:
     """Only files without any problem are stored: what is cached cannot hide one."""
     check_knowledge(two_files)
-    [stored] = Path(os.environ["CONCIERGE_CACHE_DIR"]).glob("knowledge-*.pickle")
-    with stored.open("rb") as fh:
-        _, _, entries = pickle.load(fh)
+    [stored] = Path(os.environ["CONCIERGE_CACHE_DIR"]).glob("knowledge-*.cache")
+    entries = DiskCache(stored.parent, "knowledge", loader._cache_version()).read(
+        stored.name.removeprefix("knowledge-").removesuffix(".cache"))
+    assert isinstance(entries, dict)
     assert len(entries) == 2
     for offerings in entries.values():
         for data, line, lines in offerings:
             assert isinstance(data, dict) and line >= 1
             assert not [p for p in lines if p and p[0] not in ("id", "includes", "replaced_by",
                                                                 "lifecycle")
-                        and p[:2] not in (("request", "form"), ("request", "deliver_to"))]
+                        and p[:2] not in (("request", "form"), ("request", "deliver_to"),
+                                          ("request", "url"))]
+
+
+# --- what the cache may make Concierge serve ----------------------------------------------
+
+JAVASCRIPT = "javascript:alert(document.cookie)"
+
+
+def _poison(cache: Path) -> None:
+    """Rewrite the cached files with a `javascript:` request link and an `@channel` summary,
+    in a cache file whose format and digest are right: what an attacker able to write the
+    folder would leave there."""
+    [stored] = cache.glob("knowledge-*.cache")
+    key = stored.name.removeprefix("knowledge-").removesuffix(".cache")
+    disk = DiskCache(cache, "knowledge", loader._cache_version())
+    entries = disk.read(key)
+    assert isinstance(entries, dict)
+    for offerings in entries.values():
+        for data, _, _ in offerings:
+            data["request"] = {"url": JAVASCRIPT}
+            data["summary"] = "<!channel> urgent"
+    stored.write_bytes(_cache_file({"version": loader._cache_version(), "key": key,
+                                    "value": entries}))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_a_cache_folder_others_may_write_is_not_used(two_files: Path, cache: Path, mode: int,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    check_knowledge(two_files)
+    _poison(cache)
+    cache.chmod(mode)
+    with caplog.at_level(logging.WARNING):
+        catalog = load_catalog(two_files)
+    assert {o.request.url for o in catalog} != {JAVASCRIPT}
+    assert all(o.request.url and o.request.url.startswith("https://") for o in catalog)
+    assert "others may write to it" in caplog.text
+
+
+def test_a_cache_folder_of_another_user_is_not_used(two_files: Path, cache: Path) -> None:
+    check_knowledge(two_files)
+    _poison(cache)
+    if os.geteuid() != 0:
+        pytest.skip("giving a folder to another user needs root (CI runs as root)")
+    os.chown(cache, 65534, 65534)
+    catalog = load_catalog(two_files)
+    assert all(o.request.url and o.request.url.startswith("https://") for o in catalog)
+
+
+def test_the_cache_folder_and_files_are_the_owners_alone(two_files: Path, cache: Path) -> None:
+    check_knowledge(two_files)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in cache.iterdir()} == {0o600}
+
+
+def test_a_pickle_in_the_cache_is_never_run(two_files: Path, cache: Path,
+                                            tmp_path: Path) -> None:
+    # A pickle that creates a file when loaded, under the names the old and new formats use.
+    marker = tmp_path / "pickle-ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (Path.touch, (marker,))
+
+    check_knowledge(two_files)
+    [stored] = cache.glob("knowledge-*.cache")
+    evil = pickle.dumps(Payload())
+    stored.write_bytes(evil)
+    stored.with_suffix(".pickle").write_bytes(evil)
+    report = check_knowledge(two_files)
+    assert report.catalog is not None and len(report.catalog) == 3
+    assert not marker.exists()

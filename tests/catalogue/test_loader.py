@@ -193,14 +193,21 @@ def test_empty_file_is_a_warning_not_an_error(kdir: Path, write_text) -> None:
     assert report.warnings == (problem,)
 
 
-@pytest.mark.parametrize(("content", "what"), [("- a\n- b\n", "a list"),
-                                              ("just a sentence\n", "text"),
+@pytest.mark.parametrize(("content", "what"), [("just a sentence\n", "text"),
                                               ("42\n", "a number")])
 def test_file_that_is_not_a_mapping(kdir: Path, write_text, content: str, what: str) -> None:
     path = write_text("odd.yaml", content)
     problem = one(report_for(kdir), "offering")
     assert (problem.path, problem.line) == (str(path), 1)
     assert problem.message == f"must be a mapping of fields, not {what}"
+
+
+def test_a_file_that_is_a_list_is_told_to_start_with_offerings(kdir: Path, write_text) -> None:
+    # The commonest first file: a list of offerings without the `offerings:` line above it.
+    path = write_text("odd.yaml", "- id: a\n  name: A\n- id: b\n  name: B\n")
+    problem = one(report_for(kdir), "offering")
+    assert (problem.path, problem.line) == (str(path), 1)
+    assert "start it with `offerings:`" in problem.message
 
 
 def test_offerings_wrapper_with_unknown_top_level_key(kdir: Path, write_text) -> None:
@@ -467,7 +474,7 @@ def test_retired_without_replacement_is_only_a_warning(kdir: Path, write_text) -
     out = io.StringIO()
     assert main(["check", "--knowledge", str(kdir)], out=out) == 0
     assert f"{path}:13: lifecycle: warning: retired without `replaced_by`" in out.getvalue()
-    assert "ok: 1 offerings in 1 files, 1 warnings" in out.getvalue()
+    assert "ok: 1 offering in 1 file, 1 warning" in out.getvalue()
 
 
 def test_replaced_by_on_a_live_offering_is_a_warning(kdir: Path, write_text) -> None:
@@ -687,3 +694,52 @@ def test_catalog_lookup(kdir: Path, write_catalogue, new_offering) -> None:
     with pytest.raises(KeyError):
         catalog["three"]
     assert list(catalog.categories()) == ["Devices", "Other"]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("id", "password-reset\n"),
+    ("owner", {"team": "T", "contact": "#it-help\n"}),
+    ("owner", {"team": "T", "contact": "U012AB3CD\n"}),
+    ("request", {"url": "https://it.example.test/reset\n"}),
+    ("replaced_by", "password-reset\n"),
+    ("includes", ["password-reset\n"]),
+    ("request", {"form": [{"label": "Which?", "id": "which\n"}],
+                 "deliver_to": {"channel": "#it-help\n"}}),
+], ids=["id", "contact-channel", "contact-user", "url", "replaced_by", "includes",
+        "form-ids"])
+def test_patterns_match_the_whole_value_not_up_to_a_final_newline(
+        write_catalogue, new_offering, kdir: Path, field: str, value: object) -> None:
+    # JSON Schema patterns are ECMA-262: `$` is the end of the text. Python's `re.search`
+    # also lets `$` match before a final newline, which let these values through.
+    extra = {"lifecycle": "retired"} if field == "replaced_by" else {}
+    write_catalogue([new_offering("password-reset"),
+                     new_offering("other", **{field: value}, **extra)])
+    report = check_knowledge(kdir)
+    assert report.catalog is None
+    assert report.errors, "a value ending in a newline passed its pattern"
+    assert all("\\n" in p.message or "must not be empty" not in p.message
+               for p in report.errors)
+
+
+def test_an_id_with_a_final_newline_is_not_a_second_password_reset(write_text,
+                                                                     kdir: Path) -> None:
+    write_text("reset.yaml", """
+        offerings:
+          - id: password-reset
+            name: Password reset
+            summary: A new password.
+            kind: service
+            owner: {team: Identity}
+            request: {steps: call the desk}
+            needs: [I forgot my password]
+          - id: "password-reset\\n"
+            name: Password reset (copy)
+            summary: A new password.
+            kind: service
+            owner: {team: Identity}
+            request: {steps: call the desk}
+            needs: [I forgot my password]
+        """)
+    [problem] = check_knowledge(kdir).errors
+    assert (problem.line, problem.field) == (9, "id")
+    assert problem.message.startswith("'password-reset\\n' is not a valid id")

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from unprivileged import as_unprivileged, shared_folder
 
 from bot.catalogue.loader import check_knowledge
 from bot.cli.main import build_parser, main
 from bot.settings import knowledge_dir, repo_root
 
-JSON_KEYS = {"query", "decision", "answer", "confidence", "candidates", "why"}
+JSON_KEYS = {"query", "decision", "answer", "confidence", "candidates", "why", "rule"}
 
 
 @pytest.fixture
@@ -64,6 +65,9 @@ def assert_json_contract(obj: dict[str, object]) -> None:
     assert isinstance(obj["confidence"], (int, float))
     assert 0.0 <= obj["confidence"] <= 1.0
     assert isinstance(obj["why"], str) and obj["why"]
+    rule = obj["rule"]
+    assert isinstance(rule, dict) and rule["source"] in ("calibrated", "default")
+    assert all(isinstance(rule[k], float) for k in ("answer", "margin", "decline"))
     candidates = obj["candidates"]
     assert isinstance(candidates, list) and len(candidates) <= 5
     for c in candidates:
@@ -142,7 +146,11 @@ def test_ask_batch_from_stdin_preserves_order(catalogue: Path,
 def test_check_ok(catalogue: Path) -> None:
     code, out = run(["check", "--knowledge", str(catalogue)])
     assert code == 0
-    assert out == "ok: 5 offerings in 2 files\n"
+    verdict, rule = out.splitlines()
+    assert verdict == "ok: 5 offerings in 2 files"
+    # Four live offerings with four needs: too few to learn decision lines from, and said so.
+    assert rule.startswith("note: decision rule: default. 4 live offerings with 4 needs are "
+                           "too few")
 
 
 def test_check_errors_and_warnings(catalogue: Path, write_text) -> None:
@@ -154,15 +162,15 @@ def test_check_errors_and_warnings(catalogue: Path, write_text) -> None:
     lines = out.splitlines()
     assert lines[0].startswith(f"{bad}:4: kind: must be one of `product`, `service`")
     assert lines[1] == f"{empty}:1: file: warning: file is empty"
-    assert lines[-1] == "1 errors, 1 warnings in 4 files"
+    assert lines[-1] == "1 error, 1 warning in 4 files"
 
 
 def test_check_warnings_only_exit_zero(catalogue: Path, write_text) -> None:
     empty = write_text("empty.yaml", "")
     code, out = run(["check", "--knowledge", str(catalogue)])
     assert code == 0
-    assert out.splitlines() == [f"{empty}:1: file: warning: file is empty",
-                                "ok: 5 offerings in 3 files, 1 warnings"]
+    assert out.splitlines()[:2] == [f"{empty}:1: file: warning: file is empty",
+                                    "ok: 5 offerings in 3 files, 1 warning"]
 
 
 # --- eval --------------------------------------------------------------------------------
@@ -262,14 +270,16 @@ def test_flag_beats_environment(two_catalogues: tuple[Path, Path],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     flag_dir, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    assert run(["check", "--knowledge", str(flag_dir)]) == (0, "ok: 1 offerings in 1 files\n")
+    code, out = run(["check", "--knowledge", str(flag_dir)])
+    assert (code, out.splitlines()[0]) == (0, "ok: 1 offering in 1 file")
 
 
 def test_environment_beats_default(two_catalogues: tuple[Path, Path],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    assert run(["check"]) == (0, "ok: 2 offerings in 1 files\n")
+    code, out = run(["check"])
+    assert (code, out.splitlines()[0]) == (0, "ok: 2 offerings in 1 file")
     assert knowledge_dir() == env_dir
 
 
@@ -397,7 +407,7 @@ def test_subprocess_check_reports_errors_and_exits_one(catalogue: Path, tmp_path
                           check=False)
     assert proc.returncode == 1
     assert f"{bad}:6: request.url: must be an https:// link" in proc.stdout
-    assert proc.stdout.splitlines()[-1] == "1 errors, 0 warnings in 3 files"
+    assert proc.stdout.splitlines()[-1] == "1 error, 0 warnings in 3 files"
 
 
 def test_subprocess_missing_knowledge_exits_two(tmp_path: Path) -> None:
@@ -415,3 +425,35 @@ def test_default_check_matches_loader() -> None:
     code, out = run(["check"])
     assert code == (0 if report.catalog is not None else 1)
     assert out.splitlines()[: len(report.problems)] == [p.render() for p in report.problems]
+
+
+def test_subprocess_check_of_a_fifo_reports_it_and_exits_one(catalogue: Path,
+                                                            tmp_path: Path) -> None:
+    os.mkfifo(catalogue / "pipe.yaml")
+    # The timeout is a liveness guard: reading a FIFO waits for a writer that never comes.
+    result = subprocess.run([sys.executable, "-m", "bot", "check", "--knowledge",
+                             str(catalogue)], capture_output=True, text=True, timeout=120,
+                            env=subprocess_env(), cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert f"{catalogue / 'pipe.yaml'}:0: file: is not a regular file (a named pipe)" in (
+        result.stdout)
+
+
+def _check_exit(kdir: Path) -> list[object]:
+    out = io.StringIO()
+    code = main(["check", "--knowledge", str(kdir)], out=out)
+    return [code, out.getvalue()]
+
+
+def test_check_of_an_unreadable_directory_fails_with_one(catalogue: Path) -> None:
+    # Exit 1 (the check failed), as for any error found; 2 is for bad usage (no such
+    # directory), and "no *.yaml files found" would be untrue.
+    _check_exit(catalogue)  # imports what a check imports, while they can be read
+    with shared_folder("concierge-check-") as parent:
+        kdir = parent / "knowledge"
+        kdir.mkdir()
+        kdir.chmod(0)
+        code, out = as_unprivileged(lambda: _check_exit(kdir))
+    assert code == 1
+    assert out.splitlines() == [f"{kdir}:0: directory: cannot read directory: Permission denied",
+                                "1 error, 0 warnings in 0 files"]

@@ -179,7 +179,7 @@ def test_a_corrupt_index_cache_is_rebuilt_with_one_warning(
         sample: Catalog, cache: Path, builds: Builds,
         caplog: pytest.LogCaptureFixture) -> None:
     LexicalIndex(sample, cache=True)
-    [stored] = cache.glob("lexical-*.pickle")
+    [stored] = cache.glob("lexical-*.cache")
     stored.write_bytes(stored.read_bytes()[:1000])
     with caplog.at_level(logging.WARNING):
         index = LexicalIndex(sample, cache=True)

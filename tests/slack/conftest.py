@@ -129,6 +129,8 @@ def slack_env(fake: FakeSlackAPI, catalogue: Path, data_dir: Path) -> dict[str, 
         "CONCIERGE_MATCHER": "lexical",
         "CONCIERGE_DATA_DIR": str(data_dir),
         "CONCIERGE_SERVICE_DESK_URL": "https://it.example.test/desk",
+        # Digests are sent only by the tests about them (tests/slack/test_digest_http.py).
+        "CONCIERGE_DIGEST": "off",
     }
 
 

@@ -9,8 +9,19 @@ reads them back with `conversations.history` (top-level messages, newest first) 
 `conversations.replies` (a thread, oldest first): `oldest`/`latest` (exclusive unless
 `inclusive`), `limit` with cursors, metadata only with `include_all_metadata`, and
 `missing_scope` for conversations the bot's scopes do not cover (DMs only, as in
-manifest.yaml). `SlackSender` posts to the app the way Slack does: `v0:timestamp:body`
-signed with HMAC-SHA256.
+manifest.yaml). `conversations.open` opens (and names) a DM with a user. Files arrive by
+Slack's external upload flow, checked step by step as Slack checks it:
+
+    files.getUploadURLExternal(filename, length)   ──▶ {upload_url, file_id}   (files:write)
+    POST <upload_url> with the raw bytes              ──▶ 200 "OK - <length>"  (the fake
+                                                          keeps the bytes: `uploads`)
+    files.completeUploadExternal(files=[{id, title}], channel_id, initial_comment)
+                                                      ──▶ the file is shared: a message
+                                                          with it lands in the channel
+
+An upload of another length than announced, or a completion before the bytes arrived, is
+refused. `SlackSender` posts to the app the way Slack does: `v0:timestamp:body` signed with
+HMAC-SHA256.
 """
 
 from __future__ import annotations
@@ -39,8 +50,13 @@ APP_ID = "A0APP"
 WAIT_SECONDS = 20.0
 # What a conversation's id starts with → the scope that lets a bot read it.
 HISTORY_SCOPES = {"D": "im:history", "C": "channels:history", "G": "groups:history"}
-MANIFEST_SCOPES = frozenset({"app_mentions:read", "chat:write", "commands", "im:history",
-                             "usergroups:read"})
+MANIFEST_SCOPES = frozenset({"app_mentions:read", "channels:read", "chat:write",
+                             "chat:write.public", "commands", "files:write", "groups:read",
+                             "im:history", "im:write", "usergroups:read"})
+# Methods → the scope Slack asks for (those the fake checks).
+METHOD_SCOPES = {"files.getUploadURLExternal": "files:write",
+                 "files.completeUploadExternal": "files:write",
+                 "conversations.open": "im:write"}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 999
 
@@ -56,6 +72,20 @@ class Hold:
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     carried_out: bool = False
+
+
+@dataclass
+class Upload:
+    """A file announced by files.getUploadURLExternal, its bytes once POSTed."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    """Where files.completeUploadExternal shared it."""
 
 
 @dataclass
@@ -83,6 +113,15 @@ class FakeSlackAPI:
         """Conversation id → its messages (thread replies included), oldest first."""
         self.scopes: set[str] = set(MANIFEST_SCOPES)
         """The bot token's scopes: which conversations `conversations.*` may read."""
+        self.members: dict[str, list[str]] = {}
+        """Channel id → member ids, for `conversations.members` (paged by `limit`)."""
+        self.refuse: dict[tuple[str, str], str] = {}
+        """(method, channel) → the error Slack answers, e.g. not_in_channel."""
+        self.refused: dict[str, str] = {}
+        """Channel → the error chat.postMessage answers for it (`channel_not_found`…)."""
+        self.uploads: dict[str, Upload] = {}
+        """File id → the file uploaded through the external upload flow."""
+        self._file_ids = itertools.count(1)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -148,8 +187,11 @@ class FakeSlackAPI:
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
         path, _, query = request.path.partition("?")
-        params = _parse(raw, request.headers.get("Content-Type", ""), query)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if path.startswith("/upload/"):  # raw bytes, not a form
+            self._receive_upload(request, path.removeprefix("/upload/"), raw, headers)
+            return
+        params = _parse(raw, request.headers.get("Content-Type", ""), query)
         if path.startswith("/response/"):
             self._record(Call("response_url", params, 200, headers))
             self._reply(request, 200, b"ok", "text/plain")
@@ -181,11 +223,34 @@ class FakeSlackAPI:
         self._reply(request, 200, json.dumps(body).encode(), "application/json")
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        needed = METHOD_SCOPES.get(method)
+        if needed is not None and needed not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": needed,
+                    "provided": ",".join(sorted(self.scopes))}
+        if method == "conversations.open":
+            user = str(params.get("users") or "")
+            if not user.startswith(("U", "W")) or "," in user:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "channel": {"id": "D" + user[1:]}}
+        if method == "files.getUploadURLExternal":
+            return self._announce_upload(params)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(params)
         if method == "auth.test":
             return {"ok": True, "url": "https://test.slack.example/", "team": "Test",
                     "user": "concierge", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
                     "bot_id": BOT_ID, "is_enterprise_install": False}
+        refused = self.refuse.get((method, str(params.get("channel"))))
+        if refused is not None:
+            return {"ok": False, "error": refused}
         if method == "chat.postMessage":
+            refused = self.refused.get(str(params.get("channel")))
+            if refused:
+                return {"ok": False, "error": refused}
+            # Slack posts to a user id in the app's DM with them, and answers with its id.
+            channel = str(params.get("channel"))
+            if channel[:1] in ("U", "W"):
+                params = {**params, "channel": "D" + channel[1:]}
             message = self._post(params)
             return {"ok": True, "channel": params.get("channel"), "ts": message["ts"],
                     "message": message}
@@ -206,7 +271,60 @@ class FakeSlackAPI:
             return {"ok": True, "users": self.usergroups[group]}
         if method in ("views.publish", "views.open"):
             return {"ok": True, "view": {"id": "V0VIEW", **(params.get("view") or {})}}
+        if method == "conversations.members":
+            return self._members(params)
         return {"ok": True}
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _announce_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._file_ids):08d}"
+        with self._lock:
+            self.uploads[file_id] = Upload(file_id, str(filename), int(length),
+                                           params.get("alt_txt"))
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+
+    def _receive_upload(self, request: BaseHTTPRequestHandler, file_id: str, raw: bytes,
+                        headers: dict[str, str]) -> None:
+        with self._lock:
+            upload = self.uploads.get(file_id)
+            fits = upload is not None and upload.data is None and len(raw) == upload.length
+            if fits and upload is not None:
+                upload.data = raw
+        self._record(Call("upload", {"file_id": file_id, "bytes": len(raw)},
+                          200 if fits else 400, headers))
+        if fits:
+            self._reply(request, 200, f"OK - {len(raw)}".encode(), "text/plain")
+        else:
+            self._reply(request, 400, b"upload does not match what was announced",
+                        "text/plain")
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = params.get("channel_id")
+        shared = []
+        with self._lock:
+            for item in files:
+                upload = self.uploads.get(str(item.get("id")))
+                if upload is None or upload.data is None:
+                    return {"ok": False, "error": "file_not_found"}
+                upload.title = item.get("title") or upload.filename
+                upload.channel = channel
+                shared.append({"id": upload.file_id, "name": upload.filename,
+                               "title": upload.title, "size": len(upload.data),
+                               "mimetype": "image/png" if upload.data.startswith(b"\x89PNG")
+                               else "application/octet-stream"})
+        if channel:
+            self.add_message(str(channel), user=BOT_USER_ID, bot_id=BOT_ID,
+                             text=params.get("initial_comment") or "", files=shared)
+        return {"ok": True, "files": shared}
 
     def _record(self, call: Call) -> None:
         with self._lock:
@@ -276,6 +394,20 @@ class FakeSlackAPI:
         start = int(str(params.get("cursor") or "offset:0").removeprefix("offset:"))
         page, rest = found[start:start + limit], found[start + limit:]
         return {"ok": True, "messages": page, "has_more": bool(rest),
+                "response_metadata": {"next_cursor": f"offset:{start + limit}" if rest else ""}}
+
+    def _members(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel") or "")
+        needed = {"C": "channels:read", "G": "groups:read"}.get(channel[:1])
+        if needed is not None and needed not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": needed}
+        if channel not in self.members:
+            return {"ok": False, "error": "channel_not_found"}
+        everyone = self.members[channel]
+        limit = min(int(params.get("limit") or DEFAULT_LIMIT), MAX_LIMIT + 1)
+        start = int(str(params.get("cursor") or "offset:0").removeprefix("offset:"))
+        rest = everyone[start + limit:]
+        return {"ok": True, "members": everyone[start:start + limit],
                 "response_metadata": {"next_cursor": f"offset:{start + limit}" if rest else ""}}
 
     @staticmethod
@@ -413,9 +545,17 @@ class SlackSender:
         body = urlencode({"payload": json.dumps(base | payload)}).encode()
         return self.post(body, "application/x-www-form-urlencoded")
 
+    def submit_view(self, view: dict[str, Any], *, user: str = "U0ALICE",
+                    name: str = "alice") -> Reply:
+        """A modal submitted, as Slack sends it (`view_submission`); the view as Slack
+        keeps it: an id, the state of its inputs, our private_metadata."""
+        return self.interaction({"type": "view_submission", "view": view,
+                                 "user": {"id": user, "username": name, "name": name,
+                                          "team_id": TEAM_ID}})
+
     def click(self, action_id: str, value: str, *, message: dict[str, Any] | None = None,
               channel: str = "D0ALICE", ephemeral: bool = False,
-              response: str = "click") -> Reply:
+              response: str = "click", user: str = "U0ALICE") -> Reply:
         container: dict[str, Any] = {"type": "message", "channel_id": channel,
                                      "is_ephemeral": ephemeral}
         payload: dict[str, Any] = {
@@ -428,6 +568,7 @@ class SlackSender:
             container["message_ts"] = message["ts"]
             payload["message"] = message
         payload["container"] = container
+        payload["user"] = {"id": user, "team_id": TEAM_ID}
         return self.interaction(payload)
 
 
@@ -455,3 +596,9 @@ def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(element, dict) and element.get("type") == "button":
                 found.append(element)
     return found
+
+
+def button_parts(value: str) -> tuple[str, int | None]:
+    """(offering id, question id or None) of a card button's value (`bot.slack.buttons`)."""
+    offering_id, question, _tag = value.split("#")
+    return offering_id, int(question) if question else None

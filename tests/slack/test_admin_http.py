@@ -25,11 +25,11 @@ from conftest import (
     serving,
     slack_env,
 )
-from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, buttons
+from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, button_parts, buttons
 from sqlalchemy import text
 
 from bot.slack.app import Runtime, SlackConfig, build_runtime, create_app, make_client
-from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, parse_button_value
+from bot.slack.replies import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT
 from bot.store.database import QuestionRecord
 from bot.store.tables import utcnow
 
@@ -108,8 +108,9 @@ def test_a_non_admin_gets_a_polite_refusal_and_the_attempt_is_logged(
         [refusal] = run(app, "stats", ALICE)
     assert "only Concierge admins can use it" in all_text(refusal)
     assert "Questions:" not in all_text(refusal)
-    assert any(r.levelno == logging.WARNING and "refused /concierge stats for U0ALICE"
-               in r.getMessage() for r in caplog.records)
+    assert any(r.levelno == logging.WARNING and "refused /concierge stats" in r.getMessage()
+               for r in caplog.records)
+    assert ALICE not in caplog.text  # who tried is not for the log (docs/admins.md)
 
 
 def test_text_that_is_not_exactly_a_subcommand_is_a_need_for_everyone(
@@ -148,6 +149,44 @@ def test_a_failing_group_lookup_grants_nothing(start_app: StartApp) -> None:
     assert "Questions:" in all_text(stats)
 
 
+def test_a_subcommand_with_wrong_arguments_says_what_is_wrong(start_app: StartApp) -> None:
+    app = start_app()
+    [slip] = run(app, "stats abc", ADMIN)
+    body = all_text(slip)
+    assert "Not a Concierge command" in body
+    assert "`stats` takes a number of days from 1 to 3650" in body
+    assert "I don't know an offering" not in body
+    [refused] = run(app, "stats abc", ALICE)
+    assert "only Concierge admins can use it" in all_text(refused)
+    # Neither is a question: nothing for `gaps` to list.
+    assert app.rows("SELECT COUNT(*) FROM questions WHERE text LIKE 'stats%'") == [(0,)]
+
+
+def test_an_admins_direct_message_of_a_subcommand_runs_it(start_app: StartApp) -> None:
+    app = start_app()
+    assert app.slack.dm("stats", user=ADMIN, channel="D0ADMIN").status == 200
+    [report] = app.fake.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0ADMIN")
+    assert "Concierge stats" in all_text(report.params["blocks"])
+    # Anyone else's DM "stats" stays a question (they may be looking for a dashboard).
+    assert app.slack.dm("stats", user=ALICE, channel="D0ALICE2").status == 200
+    [answer] = app.fake.wait_for("chat.postMessage",
+                                 lambda c: c.params["channel"] == "D0ALICE2")
+    assert "Concierge stats" not in all_text(answer.params["blocks"])
+
+
+def test_admins_own_questions_are_left_out_of_the_reports(start_app: StartApp) -> None:
+    app = start_app()
+    assert app.slack.dm(NONE_QUESTION, user=ADMIN, channel="D0ADMIN").status == 200
+    app.fake.wait_for("chat.postMessage", lambda c: c.params["channel"] == "D0ADMIN")
+    dm(app, ANSWER_LAPTOP, "D0EMPLOYEE")
+    [stats] = run(app, "stats", ADMIN)
+    body = all_text(stats)
+    assert "Questions: 1 from 1 person" in body
+    assert "Left out: 1 question asked by admins" in body
+    [gaps] = run(app, "gaps", ADMIN)
+    assert "sourdough" not in all_text(gaps)
+
+
 # --- reports with numbers from what was asked ----------------------------------------------
 
 
@@ -160,7 +199,7 @@ def test_stats_and_gaps_count_what_was_asked(start_app: StartApp) -> None:
     [stats] = run(app, "stats 7", ADMIN)
     body = all_text(stats)
     assert "last 7 days" in body
-    assert "Questions: 4 from 1 people" in body
+    assert "Questions: 4 from 1 person" in body
     assert "Answered: 1 (25%)" in body and "Declined: 2 (50%)" in body
     assert "Clarified: 1 (25%); a choice was picked in 0" in body
     assert "Standard laptop [standard-laptop]" in body
@@ -178,7 +217,7 @@ def test_feedback_and_clicks_are_tied_to_the_question_they_act_on(start_app: Sta
     [question_id] = [r[0] for r in app.rows("SELECT id FROM questions")]
     feedback = next(b for b in buttons(blocks) if b["action_id"] == "feedback_not_helpful")
     request = next(b for b in buttons(blocks) if b["action_id"].startswith("request_offering"))
-    assert parse_button_value(feedback["value"]) == ("standard-laptop", question_id)
+    assert button_parts(feedback["value"]) == ("standard-laptop", question_id)
     message = {"type": "message", "ts": "1700000100.000001", "text": card.params["text"],
                "blocks": blocks}
     app.slack.click(feedback["action_id"], feedback["value"], message=message)
@@ -203,9 +242,9 @@ def test_a_clarify_choice_marks_the_question_as_met(start_app: StartApp) -> None
                "blocks": card.params["blocks"]}
     app.slack.click(choice["action_id"], choice["value"], message=message)
     [update] = app.fake.wait_for("chat.update")
-    offering_id, question_id = parse_button_value(choice["value"])
+    offering_id, question_id = button_parts(choice["value"])
     # The chosen card's own feedback buttons still point at the same question.
-    assert {parse_button_value(b["value"])[1] for b in buttons(update.params["blocks"])
+    assert {button_parts(b["value"])[1] for b in buttons(update.params["blocks"])
             if b["action_id"].startswith("feedback_")} == {question_id}
     assert app.rows(f"SELECT chosen_offering_id FROM questions WHERE id = {question_id}") == [
         (offering_id,)]
@@ -238,6 +277,10 @@ def test_reload_shows_what_changed_and_errors_keep_the_last_good_catalogue(
                                         "D0STILL").params["blocks"])
     [check] = run(app, "check", ADMIN)
     assert "errors" in all_text(check) and "still serving 8 offerings" in all_text(check)
+    # The admin desk's check also shows the quality report of the catalogue being served.
+    assert "Quality of the catalogue being served (8 offerings)" in all_text(check)
+    assert "Decision rule: default" in all_text(check)
+    assert "has 1 need" in all_text(check), "each finding says what to do"
 
 
 def test_a_worker_picks_up_another_workers_reload_and_file_changes(
@@ -298,13 +341,83 @@ def test_with_the_database_down_the_bot_answers_and_warns_once(
         for n in range(3):
             card = dm(app, ANSWER_LAPTOP, f"D0DOWN{n}")
             assert "Standard laptop" in card.params["text"]
-            # Without a record, the buttons carry the offering only.
-            assert {b["value"] for b in buttons(card.params["blocks"])
-                    if b["action_id"].startswith("feedback_")} == {"standard-laptop"}
-        app.slack.click("feedback_helpful", "standard-laptop")
+            # Without a record, the buttons carry the offering (and their tag) only.
+            values = {b["value"] for b in buttons(card.params["blocks"])
+                      if b["action_id"].startswith("feedback_")}
+            assert {button_parts(v) for v in values} == {("standard-laptop", None)}
+        app.slack.click("feedback_helpful", values.pop())
         [stats] = run(app, "stats", ADMIN)
     assert "the database is unavailable" in all_text(stats)
     store_warnings = [r for r in caplog.records
                       if r.levelno >= logging.WARNING and r.name == "concierge.store"]
     assert len(store_warnings) == 1, [r.getMessage() for r in store_warnings]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# --- the stats chart and suggested needs ---------------------------------------------------
+
+
+def test_stats_posts_its_chart_to_the_admins_dm_through_the_upload_flow(
+        start_app: StartApp) -> None:
+    pytest.importorskip("matplotlib")  # CI installs the chart extra (tests/admin/test_chart)
+    app = start_app()
+    dm(app, ANSWER_LAPTOP, "D0Q1")
+    dm(app, NONE_QUESTION, "D0Q2")
+    [stats] = run(app, "stats 7", ADMIN)
+    assert "Questions: 2 from 1 person" in all_text(stats)
+    assert "*Chart*\nSent to your direct messages with Concierge." in all_text(stats)
+    # Slack saw the three steps of the external upload flow, in order, for the DM it opened.
+    [opened] = app.fake.calls_to("conversations.open")
+    assert opened.params["users"] == ADMIN
+    steps = [c.method for c in app.fake.calls
+             if c.method in ("files.getUploadURLExternal", "upload",
+                             "files.completeUploadExternal")]
+    assert steps == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    [announce] = app.fake.calls_to("files.getUploadURLExternal")
+    [upload] = app.fake.uploads.values()
+    assert announce.params["filename"] == "concierge-stats.png"
+    assert int(announce.params["length"]) == upload.length == len(upload.data or b"")
+    assert (upload.data or b"").startswith(b"\x89PNG\r\n\x1a\n")
+    assert upload.alt_txt is not None and "2 questions: 50% answered" in upload.alt_txt
+    [complete] = app.fake.calls_to("files.completeUploadExternal")
+    assert complete.params["channel_id"] == "D" + ADMIN[1:] == upload.channel
+    [shared] = [m for m in app.fake.messages_in(upload.channel) if m.get("files")]
+    assert shared["text"].startswith("Concierge: questions per day, ")
+    assert shared["files"][0]["mimetype"] == "image/png"
+
+
+def test_without_the_files_scope_stats_says_what_to_grant(start_app: StartApp) -> None:
+    pytest.importorskip("matplotlib")
+    app = start_app()
+    app.fake.scopes.discard("files:write")
+    dm(app, ANSWER_LAPTOP, "D0Q1")
+    [stats] = run(app, "stats", ADMIN)
+    assert ("Could not post the chart: Slack answered `missing_scope`. The app needs the "
+            "`files:write` scope: reinstall it from manifest.yaml.") in all_text(stats)
+    assert not app.fake.uploads
+
+
+def test_an_empty_period_gets_no_chart_and_says_so(start_app: StartApp) -> None:
+    app = start_app()
+    [stats] = run(app, "stats 3", ADMIN)
+    assert "No questions in the last 3 days: nothing to draw." in all_text(stats)
+    assert not app.fake.calls_to("files.getUploadURLExternal")
+
+
+def test_suggest_shows_a_picked_choice_and_its_yaml(start_app: StartApp) -> None:
+    app = start_app()
+    card = dm(app, CLARIFY_SHARING, "D0CHOICE")
+    choice = next(b for b in buttons(card.params["blocks"])
+                  if b["action_id"].startswith("choose_offering_")
+                  and b["value"].startswith("shared-drive"))
+    app.slack.click(choice["action_id"], choice["value"], message={
+        "type": "message", "ts": "1700000100.000002", "text": "", "blocks": []})
+    app.sentinel()
+    messages = run(app, "suggest", ADMIN)
+    body = "\n".join(all_text(m) for m in messages)
+    assert "Shared drive [shared-drive]" in body
+    assert f"1 × “{CLARIFY_SHARING}” (picked after “Did you mean…” 1" in body
+    # The snippet comes as a code block to copy, escaped like any other text.
+    code = [b["text"]["text"] for m in messages for b in m
+            if b.get("text", {}).get("text", "").startswith("```")]
+    assert code and "share documents as a team" in code[0]

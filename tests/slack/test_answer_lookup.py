@@ -14,11 +14,10 @@ from slack_sdk import WebClient
 from slackfakes import BOT_ID, BOT_TOKEN, BOT_USER_ID, FakeSlackAPI
 from test_serve_process import free_port
 
+from bot.slack.history import MAX_PAGES, PAGE_SIZE
 from bot.store.takeover import InSlack
 from handlers.answers import (
     ANSWER_EVENT_TYPE,
-    MAX_PAGES,
-    PAGE_SIZE,
     Place,
     answer_lookup,
     answer_metadata,

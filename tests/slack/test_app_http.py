@@ -18,11 +18,10 @@ from conftest import (
     slack_env,
 )
 from slack_bolt.request import BoltRequest
-from slackfakes import BOT_ID, BOT_USER_ID, Call, FakeSlackAPI, all_text, buttons
+from slackfakes import BOT_ID, BOT_USER_ID, Call, FakeSlackAPI, all_text, button_parts, buttons
 
 from bot.slack.app import DUPLICATE_HEADER as DUPLICATE
 from bot.slack.app import SlackConfig, create_app
-from bot.slack.replies import parse_button_value
 from bot.store.database import Store
 
 DUPLICATE_HEADER = DUPLICATE.lower()
@@ -227,7 +226,7 @@ def test_clarify_choice_replaces_the_card_in_place(running_app: RunningApp) -> N
     assert "Did you mean one of these?" in all_text(blocks)
     choices = [b for b in buttons(blocks) if b["action_id"].startswith("choose_offering_")]
     # Each value names the offering and the recorded question it answers.
-    assert {parse_button_value(b["value"])[0] for b in choices} == {"team-site", "shared-drive"}
+    assert {button_parts(b["value"])[0] for b in choices} == {"team-site", "shared-drive"}
     drive = next(b for b in choices if b["value"].startswith("shared-drive#"))
     message = {"type": "message", "ts": "1700000100.000001", "text": posted.params["text"],
                "blocks": blocks}
@@ -245,7 +244,7 @@ def test_clarify_choice_on_an_ephemeral_card_uses_the_response_url(
     running_app.slack.command(CLARIFY_SHARING)
     [card] = running_app.fake.wait_for("response_url")
     choice = next(b for b in buttons(card.params["blocks"])
-                  if parse_button_value(b.get("value", ""))[0] == "team-site")
+                  if button_parts(b.get("value", ""))[0] == "team-site")
     running_app.slack.click(choice["action_id"], choice["value"], channel="C0GENERAL",
                             ephemeral=True, response="click")
     [replaced] = running_app.fake.wait_for("response_url",
@@ -258,7 +257,9 @@ def test_feedback_click_is_acknowledged_on_the_card(running_app: RunningApp) -> 
     [posted] = running_app.fake.wait_for("chat.postMessage")
     message = {"type": "message", "ts": "1700000100.000001", "text": posted.params["text"],
                "blocks": posted.params["blocks"]}
-    assert running_app.slack.click("feedback_helpful", "standard-laptop",
+    helpful = next(b for b in buttons(posted.params["blocks"])
+                   if b["action_id"] == "feedback_helpful")
+    assert running_app.slack.click("feedback_helpful", helpful["value"],
                                    message=message).status == 200
     [update] = running_app.fake.wait_for("chat.update")
     blocks = update.params["blocks"]

@@ -319,8 +319,9 @@ def test_event_with_a_field_of_the_wrong_type_gets_400(
 
 @pytest.mark.parametrize("wrong", [
     {"event_id": 12345}, {"team_id": 7}, {"api_app_id": ["A0APP"]},
-    {"authorizations": "everyone"},
-], ids=["event-id-number", "team-id-number", "app-id-list", "authorizations-text"])
+    {"authorizations": "everyone"}, {"event_id": "Ev" + "0" * 100},
+], ids=["event-id-number", "team-id-number", "app-id-list", "authorizations-text",
+        "event-id-too-long"])
 def test_envelope_with_a_field_of_the_wrong_type_gets_400(
         running_app: RunningApp, caplog: pytest.LogCaptureFixture,
         wrong: dict[str, Any]) -> None:

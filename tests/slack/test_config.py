@@ -6,13 +6,16 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
+from slackfakes import MANIFEST_SCOPES
 
 from bot.errors import ConfigError
 from bot.logs import LogSettings
+from bot.settings import repo_root
 from bot.slack.app import DEFAULT_API_URL, SlackConfig, bind_address, make_client
 
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -115,3 +118,8 @@ def test_client_adds_rate_limit_retries_to_the_defaults() -> None:
     kinds = [type(h) for h in client.retry_handlers]
     assert ConnectionErrorRetryHandler in kinds and RateLimitErrorRetryHandler in kinds
     assert client.base_url == "http://127.0.0.1:9/"
+
+
+def test_the_fake_web_api_grants_what_the_manifest_asks_for() -> None:
+    manifest = yaml.safe_load((repo_root() / "manifest.yaml").read_text(encoding="utf-8"))
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == MANIFEST_SCOPES

@@ -20,6 +20,7 @@ from bot.catalogue.models import (
     RequestInfo,
 )
 from bot.slack.admin_replies import report_messages
+from bot.slack.buttons import ButtonKeys
 from bot.slack.replies import (
     BUTTON_TEXT_LIMIT,
     MESSAGE_BLOCK_LIMIT,
@@ -38,6 +39,9 @@ from bot.slack.replies import (
     split_text,
     with_feedback_acknowledged,
 )
+
+# The buttons of a card answering question 7 asked by U0ALICE.
+CARD = ButtonKeys.from_secret("test-secret").card(7, "U0ALICE")
 
 
 def offering(oid: str = "thing", **fields: Any) -> Offering:
@@ -77,7 +81,8 @@ def test_slack_text_becomes_what_the_user_typed(slack: str, plain: str) -> None:
 
 def test_user_text_is_escaped_wherever_it_is_shown() -> None:
     question = "<!channel> <@U0EVIL> & co"
-    card = answer_message(offering(), Catalog((offering(),)), why="w", asked=question)
+    card = answer_message(offering(), Catalog((offering(),)), why="w", asked=question,
+                          buttons=CARD)
     none = none_message(question, ServiceDesk())
     for message in (card, none):
         sent = str(message.payload())
@@ -95,7 +100,7 @@ def test_split_text_respects_the_limit_and_entities() -> None:
 
 def test_long_description_is_split_into_sections_not_cut() -> None:
     description = " ".join(f"word{n}" for n in range(1500))  # ~11,000 characters
-    card = answer_message(offering(description=description), Catalog(()))
+    card = answer_message(offering(description=description), Catalog(()), buttons=CARD)
     blocks = dicts(card)
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
     assert all(len(t) <= SECTION_TEXT_LIMIT for t in sections)
@@ -104,7 +109,7 @@ def test_long_description_is_split_into_sections_not_cut() -> None:
 
 def test_a_card_too_big_for_one_message_says_so() -> None:
     huge = " ".join("x" * 2900 for _ in range(80))
-    card = answer_message(offering(description=huge), Catalog(()))
+    card = answer_message(offering(description=huge), Catalog(()), buttons=CARD)
     blocks = dicts(card)
     assert len(blocks) == MESSAGE_BLOCK_LIMIT
     assert "did not fit in one Slack message" in all_text(blocks[-1])
@@ -116,17 +121,17 @@ def test_long_names_fit_buttons_and_headers_and_stay_whole_in_text() -> None:
     decision = Decision("q", DecisionKind.CLARIFY, 0.5,
                         tuple(Candidate(o, 0.5, Evidence("needs", "a need")) for o in options),
                         "why", choice_count=2)
-    blocks = dicts(clarify_message(decision))
+    blocks = dicts(clarify_message(decision, CARD))
     assert all(len(b["text"]["text"]) <= BUTTON_TEXT_LIMIT for b in buttons(blocks))
     assert name.strip() in all_text(blocks)
-    card = dicts(answer_message(options[0], Catalog(options)))
+    card = dicts(answer_message(options[0], Catalog(options), buttons=CARD))
     assert card[0]["type"] == "section"  # > 150 characters: no header block
 
 
 def test_bundle_lists_what_it_includes() -> None:
     laptop = offering("laptop", name="Laptop")
     kit = offering("kit", includes=("laptop", "unknown-id"))
-    text = all_text(dicts(answer_message(kit, Catalog((laptop, kit)))))
+    text = all_text(dicts(answer_message(kit, Catalog((laptop, kit)), buttons=CARD)))
     assert "• Laptop" in text and "• unknown-id" in text
 
 
@@ -140,12 +145,12 @@ def test_clarify_with_a_single_candidate_falls_back_to_none() -> None:
     only = offering()
     decision = Decision("q", DecisionKind.CLARIFY, 0.5,
                         (Candidate(only, 0.5, Evidence("needs", "n")),), "why", choice_count=1)
-    message = decision_message(decision, Catalog((only,)), ServiceDesk())
+    message = decision_message(decision, Catalog((only,)), ServiceDesk(), CARD)
     assert "I don't know" in message.text
 
 
 def test_feedback_buttons_are_replaced_by_a_thank_you() -> None:
-    blocks = dicts(answer_message(offering(), Catalog(())))
+    blocks = dicts(answer_message(offering(), Catalog(()), buttons=CARD))
     after = with_feedback_acknowledged(blocks, helpful=False, user_id="U0ALICE")
     assert len(after) == len(blocks)
     assert not [b for b in buttons(after) if b["action_id"].startswith("feedback_")]
@@ -200,7 +205,7 @@ def test_echoed_question_is_shown_verbatim_never_linked(kind: DecisionKind) -> N
     decision = Decision(ECHOED, kind, 0.5, candidates, f'Read as "{ECHOED}".',
                         offering=a if kind is DecisionKind.ANSWER else None,
                         choice_count=2 if kind is DecisionKind.CLARIFY else 0)
-    blocks = dicts(decision_message(decision, Catalog((a, b)), ServiceDesk()))
+    blocks = dicts(decision_message(decision, Catalog((a, b)), ServiceDesk(), CARD))
     shown = echoing(blocks)
     assert shown, "the question is echoed somewhere"
     # verbatim: Slack leaves #general, @here and the URL as typed instead of linking them.

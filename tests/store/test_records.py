@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,39 @@ def test_a_database_from_before_migrations_keeps_its_event_claims(db_url: str) -
         assert store.claim_event("Ev1") is False
         assert store.claim_event("Ev2") is True
         assert store.generation() == 0
+    finally:
+        store.close()
+
+
+def test_revision_0003_keeps_the_newest_rating_of_each_question(db_url: str) -> None:
+    # Before 0003 every click was a row: five "Not what I need" on one card made five.
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from bot.store.migrate import alembic_config
+
+    store = Store(db_url, migrate=False)
+    if store.sqlite_file is not None:
+        store.sqlite_file.parent.mkdir(parents=True)
+    try:
+        with store.engine.begin() as conn:
+            # Whatever comes before 0003 once the branches' revisions are chained.
+            before = ScriptDirectory.from_config(alembic_config()).get_revision("0003")
+            command.upgrade(alembic_config(conn), str(before.down_revision))
+            conn.execute(text("INSERT INTO questions (id, asked_at, surface, text, decision, "
+                              "confidence, latency_ms, none_fitted) VALUES (1, :now, 'dm', "
+                              "'q', 'answer', 1, 1, false)"), {"now": NOW})
+            for n, helpful in enumerate([False, False, True]):
+                conn.execute(text("INSERT INTO feedback (given_at, question_id, offering_id, "
+                                  "helpful) VALUES (:at, 1, 'vpn', :helpful)"),
+                             {"at": NOW + timedelta(seconds=n), "helpful": helpful})
+            conn.execute(text("INSERT INTO feedback (given_at, question_id, offering_id, "
+                              "helpful) VALUES (:now, NULL, 'vpn', false)"), {"now": NOW})
+        store.upgrade()
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT question_id, helpful FROM feedback "
+                                     "ORDER BY question_id")).all()
+        assert sorted(rows, key=str) == sorted([(1, True), (None, False)], key=str)
     finally:
         store.close()
 
@@ -278,7 +312,82 @@ def test_recording_resumes_when_the_database_is_back(postgres_url: str, catalog:
         admin.dispose()
 
 
+def test_one_bad_row_is_not_an_outage(db_url: str, catalog: Catalog,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    from bot.matching.matcher import Matcher
+    from bot.store.takeover import Deliveries
+
+    store = Store(db_url)
+    guard = BestEffort(store)
+    recorder = Recorder(guard)
+    deliveries = Deliveries(guard)
+    matcher = Matcher(catalog)
+    answered = matcher.decide("I need the vpn")
+    assert answered.offering is not None
+    # An offering id longer than its column: PostgreSQL refuses the row, SQLite keeps it.
+    too_long = replace(answered, offering=replace(answered.offering, id="v" * 210))
+    try:
+        with caplog.at_level(logging.WARNING, logger="concierge.store"):
+            recorder.question(too_long, surface="dm", latency_ms=1.0)
+            # NUL in text (PostgreSQL refuses it) and a lone surrogate (no driver encodes
+            # it), in a question and in an event's body; a team id too long for its column.
+            odd = matcher.decide("my vpn\x00 is \ud800 down")
+            asked = recorder.question(odd, surface="dm", latency_ms=1.0, team="T" * 100)
+            body = {"type": "event_callback", "event_id": "Ev0ODD",
+                    "event": {"type": "message", "text": "nul\x00 and \udc00"}}
+            first, redelivered = deliveries.claim("Ev0ODD", body), deliveries.claim(
+                "Ev0ODD", body)
+            after = recorder.question(answered, surface="dm", latency_ms=1.0)
+        assert guard.available, "a refused row made the database count as down"
+        assert asked is not None and after is not None
+        assert (first, redelivered) == (True, False), "dedupe failed open"
+        with store.engine.connect() as conn:
+            row = conn.execute(text("SELECT text, team_id FROM questions WHERE id = :id"),
+                               {"id": asked}).one()
+        assert row == ("my vpn is \ufffd down", None)
+        assert not any("unavailable" in r.getMessage() for r in caplog.records)
+    finally:
+        store.close()
+
+
 def test_reports_never_see_rows_from_the_future_period(store: Store, catalog: Catalog) -> None:
     ask(store, "yesterday", "answer", offering="vpn", days_ago=1)
     before: datetime = NOW - timedelta(days=2)
     assert stats_report(load_activity(store, 1, now=before), catalog).questions == 0
+
+
+def test_the_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    store = Store(f"sqlite:///{folder / 'concierge.sqlite3'}")
+    try:
+        ask(store, "my private question", "none")
+        files = sorted(p.name for p in folder.iterdir())
+        assert {"concierge.sqlite3", "concierge.sqlite3-wal", "concierge.sqlite3-shm"} <= set(
+            files)
+        assert (folder.stat().st_mode & 0o777) == 0o700
+        assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == dict.fromkeys(
+            files, 0o600)
+    finally:
+        store.close()
+
+
+def test_a_readable_database_from_before_is_made_owner_only(tmp_path: Path) -> None:
+    database = tmp_path / "concierge.sqlite3"
+    Store(f"sqlite:///{database}").close()
+    database.chmod(0o644)
+    store = Store(f"sqlite:///{database}", migrate=False)
+    store.close()
+    assert database.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_schema_limits_ids_to_what_their_columns_hold() -> None:
+    # An id that passes `check` must fit every column that stores it (answers, choices,
+    # feedback, clicks): 210 characters once passed and then overflowed VARCHAR(200).
+    import json
+
+    from bot.catalogue.loader import schema_path
+    from bot.store.tables import OFFERING_ID_LENGTH
+
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    assert schema["$defs"]["slug"]["maxLength"] <= OFFERING_ID_LENGTH
+    assert schema["$defs"]["offering"]["properties"]["id"]["$ref"] == "#/$defs/slug"
