@@ -9,5 +9,9 @@ import os
 # bot.matching.embeddings.)
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# The encoder runs batches on threads of its own. The tokenizers library's thread pool, once
+# started in gunicorn's master (which loads the model before forking), would be unusable in
+# the workers: it disables itself there with a warning on every worker's stderr.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 __version__ = "0.1.0"

@@ -8,7 +8,13 @@
 
 A reload that finds errors keeps serving the last good catalogue and reports
 the problems. The matcher is swapped in one reference assignment, so a question
-being answered during a reload finishes with the matcher it started with.
+being answered during a reload finishes with the matcher it started with. A reload
+that finds the same catalogue keeps the matcher it has. Under gunicorn that matcher was
+built by the master before forking and is shared with the other workers, and a rebuilt one
+would be this worker's own copy (at 10,000 offerings, 500 MB per worker): so there a changed
+catalogue is not built in the worker at all. `handover` asks the master to build it and fork
+new workers with it (`bot.slack.server`); this worker answers with the catalogue it has until
+it is replaced, seconds later.
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ def fingerprint(root: Path) -> Fingerprint:
     return tuple(sorted(found))
 
 
+def same_catalogue(a: Catalog, b: Catalog) -> bool:
+    """Equal offerings from the same places: a matcher built for one serves the other as is
+    (answers name the file and line an offering came from)."""
+    return a == b and [o.source for o in a] == [o.source for o in b]
+
+
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
     """What a reload did: a diff on success, else the problems (the old catalogue stays)."""
@@ -69,7 +81,12 @@ class LiveCatalogue:
 
     def __init__(self, knowledge: Path, mode: str, matcher: Matcher,
                  guard: BestEffort | None = None, *, watch: bool = True,
-                 webhooks: KnownWebhooks | None = None) -> None:
+                 webhooks: KnownWebhooks | None = None,
+                 loaded_from: Fingerprint | None = None,
+                 handover: Callable[[], object] | None = None) -> None:
+        """`loaded_from`: the files' fingerprint when `matcher` was built, if not now (a
+        matcher built before gunicorn forked); an edit made since is then reloaded.
+        `handover`: who builds the matcher of a changed catalogue instead of this process."""
         self.knowledge = knowledge
         self.mode = mode
         self.watch = watch
@@ -77,8 +94,9 @@ class LiveCatalogue:
         """The webhooks request forms may name here: a reload naming another is an error."""
         self._matcher = matcher
         self._guard = guard
+        self._handover = handover
         self._reload_lock = threading.Lock()
-        self._fingerprint = fingerprint(knowledge)
+        self._fingerprint = fingerprint(knowledge) if loaded_from is None else loaded_from
         self._generation = self._read_generation() or 0
         self._record_served()
 
@@ -122,9 +140,17 @@ class LiveCatalogue:
                           self.knowledge, len(self.catalog),
                           "\n".join(p.render() for p in report.errors))
                 return ReloadResult(None, report.problems, len(self.catalog))
-            matcher = build_matcher(report.catalog, self.mode)
             diff = self.catalog.diff(report.catalog)
-            self._matcher = matcher
+            if same_catalogue(report.catalog, self.catalog):
+                log.info("reloaded %s: %d offerings, unchanged; keeping the matcher",
+                         self.knowledge, len(report.catalog))
+                return ReloadResult(diff, report.problems, len(report.catalog))
+            if self._handover is not None:
+                log.info("reloaded %s: %d offerings; %s; handed over to be built",
+                         self.knowledge, len(report.catalog), diff.summary())
+                self._handover()
+                return ReloadResult(diff, report.problems, len(report.catalog))
+            self._matcher = build_matcher(report.catalog, self.mode)
             log.info("reloaded %s: %d offerings; %s", self.knowledge, len(report.catalog),
                      diff.summary())
             if not diff.is_empty:

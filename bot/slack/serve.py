@@ -92,7 +92,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     # Deferred: `concierge ask` and `check` must not pay for importing Bolt and gunicorn.
-    from bot.slack.app import SlackConfig, listen_host, serve
+    from bot.slack.app import SlackConfig, listen_host
+    from bot.slack.server import serve
 
     configure_logging(LogSettings.from_env())
     config = SlackConfig.from_env(knowledge=args.knowledge, matcher=args.matcher)

@@ -266,8 +266,8 @@ def test_stats_without_matplotlib_still_reports_and_says_how_to_get_the_chart(
     code, out = run("stats", "--knowledge", str(seeded))
     assert code == 0 and "Questions: 4" in out
     assert out.rstrip().endswith("Chart: install the chart extra (pip install "
-                                 "'concierge[chart]'), then concierge stats --chart stats.png")
+                                 "'matplotlib>=3.8'), then concierge stats --chart stats.png")
     code, out = run("stats", "--chart", str(tmp_path / "x.png"), "--knowledge", str(seeded))
     assert code == 2 and "Questions: 4" in out
-    assert "No chart: matplotlib is not installed (pip install 'concierge[chart]')" in (
+    assert "No chart: matplotlib is not installed (pip install 'matplotlib>=3.8')" in (
         capsys.readouterr().err)

