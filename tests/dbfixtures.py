@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from pgdatabase import fresh_database
 
+from bot.store.database import Store
+
 POSTGRES_ENV = "CONCIERGE_TEST_POSTGRES_URL"
 
 
@@ -54,6 +56,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using it runs twice: on a SQLite file and on PostgreSQL."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on each backend of `db_url`, closed after the test."""
+    s = Store(db_url)
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from bot.admin.schedule import CHANNELS_SETTING, SETTING, DigestSettings
 from bot.admin.suggest import suggest
 from bot.catalogue.loader import load_catalog
 from bot.cli.options import add_knowledge, add_matcher
-from bot.cli.reports import DATABASE_HELP, first_line, open_for_reading
+from bot.cli.reports import DATABASE_HELP, first_line, open_for_reading, reading
 from bot.cli.suggest import owner_team
 from bot.errors import ConfigError, StoreUnavailable
 from bot.live import Poller
@@ -76,18 +76,12 @@ def cmd_digest(args: argparse.Namespace, out: TextIO) -> int:
         return _send(settings, matcher, out)
     schedule = settings.cadence
     slot = schedule.latest_slot(utcnow())
-    store = open_for_reading()
-    try:
+    with reading() as store:
         digests = build_digests(
             load_activity(store, schedule.days, now=slot), catalog,
             suggestions=suggest(load_activity(store, 30, now=slot), matcher),
             findings=quality_findings(matcher), group_channels=settings.group_channels)
         run = DigestLog(store).run(schedule.key(slot))
-    except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
-                               url=store.url) from exc
-    finally:
-        store.close()
     digests = [d for d in digests if team is None or d.team == team]
     if args.json:
         from bot.slack.digests import digest_message

@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -142,16 +143,24 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+@contextmanager
+def reading() -> Iterator[Store]:
+    """The store for a report (`open_for_reading`), closed afterwards; a database error on
+    the way is a `StoreUnavailable` naming the database, never a traceback."""
     store = open_for_reading()
     try:
-        catalog = catalogue_for_reports(args.knowledge, store, sys.stderr)
-        activity = load_activity(store, args.days)
+        yield store
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
                                url=store.url) from exc
     finally:
         store.close()
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    with reading() as store:
+        catalog = catalogue_for_reports(args.knowledge, store, sys.stderr)
+        activity = load_activity(store, args.days)
     report = REPORTS[args.report][2](activity, catalog)
     if args.json:
         out.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")

@@ -13,15 +13,13 @@ import json
 import sys
 from typing import Any, TextIO
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.admin.reports import DEFAULT_DAYS, load_activity
 from bot.admin.suggest import suggest
 from bot.catalogue.loader import load_catalog
 from bot.catalogue.models import Catalog
 from bot.cli.options import add_knowledge, add_matcher
-from bot.cli.reports import DATABASE_HELP, days_arg, first_line, open_for_reading
-from bot.errors import ConfigError, StoreUnavailable
+from bot.cli.reports import DATABASE_HELP, days_arg, reading
+from bot.errors import ConfigError
 from bot.matching.engine import build_matcher
 from bot.settings import knowledge_dir, matcher_mode
 
@@ -73,14 +71,8 @@ def owner_team(catalog: Catalog, wanted: str | None) -> str | None:
 def cmd_suggest(args: argparse.Namespace, out: TextIO) -> int:
     catalog = load_catalog(knowledge_dir(args.knowledge))
     team = owner_team(catalog, args.owner)
-    store = open_for_reading()
-    try:
+    with reading() as store:
         activity = load_activity(store, args.days)
-    except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot read the database ({first_line(exc)})",
-                               url=store.url) from exc
-    finally:
-        store.close()
     report = suggest(activity, build_matcher(catalog, matcher_mode(args.matcher)), team=team)
     if args.json:
         out.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from dbfixtures import db_url, postgres_url, sqlite_url
+from dbfixtures import db_url, postgres_url, sqlite_url, store
 from seeding import Seeded, ask, seed_learning, write_learning_catalogue
 
 from bot.admin.reports import Activity, AskedQuestion, load_activity
@@ -24,7 +23,7 @@ from bot.matching.matcher import Matcher
 from bot.store.database import Store
 from bot.store.tables import utcnow
 
-__all__ = ["db_url", "postgres_url", "sqlite_url"]
+__all__ = ["db_url", "postgres_url", "sqlite_url", "store"]
 
 
 @pytest.fixture
@@ -35,13 +34,6 @@ def knowledge(tmp_path: Path) -> Path:
 @pytest.fixture
 def matcher(knowledge: Path) -> Matcher:
     return build_matcher(load_catalog(knowledge), "lexical")
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ number.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from dbfixtures import db_url, no_database_env, postgres_url, sqlite_url
+from dbfixtures import db_url, no_database_env, postgres_url, sqlite_url, store
 from sqlalchemy import create_engine, text
 
 from bot.admin.reports import gaps_report, load_activity, owners_report, stats_report
@@ -27,16 +27,9 @@ from bot.store.database import QuestionRecord, Store
 from bot.store.recorder import RETRY_AFTER, BestEffort, Recorder, RecorderSettings, user_hash
 from bot.store.tables import Base, utcnow
 
-__all__ = ["db_url", "no_database_env", "postgres_url", "sqlite_url"]
+__all__ = ["db_url", "no_database_env", "postgres_url", "sqlite_url", "store"]
 
 NOW = utcnow()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

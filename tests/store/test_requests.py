@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from alembic import command
-from dbfixtures import db_url, postgres_url, sqlite_url
+from dbfixtures import db_url, postgres_url, sqlite_url, store
 from sqlalchemy import func, inspect, select
 
 from bot.store.database import Store
@@ -19,17 +18,10 @@ from bot.store.migrate import alembic_config
 from bot.store.requests import NewItem, NewRequest, RequestBook
 from bot.store.tables import OfferingRequest, OutboxItem, utcnow
 
-__all__ = ["db_url", "postgres_url", "sqlite_url"]
+__all__ = ["db_url", "postgres_url", "sqlite_url", "store"]
 
 LEASE = timedelta(seconds=90)
 STALE = timedelta(seconds=20)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture
