@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib.util import find_spec
+from typing import Any
 
 from bot.admin.reports import Activity
 from bot.errors import ChartUnavailable
@@ -79,6 +80,8 @@ class StatsSeries:
                 f"{self.share(clarified)} clarified, {self.share(declined)} declined")
         if rated:
             text += f"; {helpful / rated:.0%} of {plural(rated, 'rating')} helpful"
+        else:
+            text += "; no answer rated yet"
         return text
 
     def helpful_share(self) -> list[float]:
@@ -141,9 +144,11 @@ def stats_chart(series: StatsSeries) -> Chart:
         return Chart(title, f"No questions from {series.span()}.",
                      note=f"No questions in the last {series.days} "
                           f"day{'s' if series.days != 1 else ''}: nothing to draw.")
+    rated = any(d.rated for d in series.daily)
+    line = (", with a line for the share of ratings that were helpful over the past "
+            f"{SHARE_DAYS} days" if rated else "")
     alt = (f"Bar chart of questions per day from {series.span()}, stacked by answered, "
-           "clarified and declined, with a line for the share of ratings that were helpful "
-           f"over the past {SHARE_DAYS} days. {series.summary()}.")
+           f"clarified and declined{line}. {series.summary()}.")
     try:
         png = render_png(series, title)
     except ChartUnavailable as exc:
@@ -197,18 +202,23 @@ def render_png(series: StatsSeries, title: str) -> bytes:
     axes.grid(axis="y", alpha=0.3)
     axes.set_axisbelow(True)
 
-    helpful = axes.twinx()
-    (line,) = helpful.plot(days, share, color=HELPFUL, marker="o", markersize=4,
-                           linewidth=2, label=f"rated helpful, {SHARE_DAYS} days (right)")
-    helpful.set_ylim(0, 1.12)
-    helpful.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    helpful.set_ylabel("rated helpful", fontsize=FONT_SIZE)
-    helpful.tick_params(labelsize=FONT_SIZE - 1)
-    helpful.spines[["top"]].set_visible(False)
+    handles: list[Any] = list(bars)
+    if not np.isnan(share).all():
+        # Without a single rating an empty percent axis would only puzzle; the summary
+        # line says that nothing was rated.
+        helpful = axes.twinx()
+        (line,) = helpful.plot(days, share, color=HELPFUL, marker="o", markersize=4,
+                               linewidth=2, label=f"rated helpful, {SHARE_DAYS} days (right)")
+        helpful.set_ylim(0, 1.12)
+        helpful.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        helpful.set_ylabel("rated helpful", fontsize=FONT_SIZE)
+        helpful.tick_params(labelsize=FONT_SIZE - 1)
+        helpful.spines[["top"]].set_visible(False)
+        handles.append(line)
 
     figure.suptitle(title, fontsize=FONT_SIZE + 2, fontweight="bold")
     axes.set_title(series.summary(), fontsize=FONT_SIZE - 1, loc="left")
-    figure.legend(handles=[*bars, line], loc="outside lower center", ncols=4,
+    figure.legend(handles=handles, loc="outside lower center", ncols=4,
                   frameon=False, fontsize=FONT_SIZE - 1)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI, metadata={"Software": None})

@@ -91,6 +91,20 @@ def test_the_chart_is_a_png_of_the_preview_size(store: Store, tmp_path: Path) ->
     (tmp_path / "chart.png").write_bytes(chart.png)
 
 
+def test_a_period_without_ratings_says_so_instead_of_an_empty_axis(
+        store: Store, tmp_path: Path) -> None:
+    needs_matplotlib()
+    kdir = write_learning_catalogue(tmp_path / "knowledge")
+    seeded = seed_learning(store, build_matcher(load_catalog(kdir), "lexical"))
+    # The last day holds questions but neither rating (those were 2 and 3 days ago).
+    series = daily_series(load_activity(store, 1, now=seeded.now))
+    assert series.questions > 0 and sum(d.rated for d in series.daily) == 0
+    chart = stats_chart(series)
+    assert chart.png is not None and png_size(chart.png) == (WIDTH_PX, HEIGHT_PX)
+    assert chart.alt.endswith("; no answer rated yet.")
+    assert "a line for the share" not in chart.alt
+
+
 def test_an_empty_period_says_so_instead_of_drawing(store: Store) -> None:
     store.close()
     series = daily_series(load_activity(store, 7, now=utcnow()))
