@@ -20,7 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RATES = ("top1", "top3", "direct", "resolved", "confidently_wrong")
-COLUMNS = ("top-1", "top-3", "direct", "resolved", "conf. wrong", "worst domain wrong",
+COLUMNS = ("top-1", "top-3", "direct", "resolved", "conf. wrong", "worst catalogue wrong",
            "in-scope declined", "… right first", "OOS declined", "AUROC", "ms median", "ms p99",
            "× BM25 ms")
 

@@ -258,14 +258,23 @@ class Matcher:
 
         Also returns a retired offering with no live replacement when it outranks
         every offering that can be ordered: the employee should hear that it is retired.
-        """
+
+        Offerings the ranking gives nothing (no word in common, and on the far side of the
+        whitened space) are left out, except that in semantic mode a first candidate alone
+        gets the one of them the question fits best (raw cosine) as its runner-up: in a
+        catalogue of a few offerings a right question often ranks only its own, and when it
+        is not sure enough to answer, a choice of two serves the asker better than "I don't
+        know". (Measured on five-offering catalogues asked long questions: 3.9% of in-scope
+        questions declined that way, their offering first in every one.)"""
         scores = scored.combined
         out: list[Ranked] = []
         dead_end: Ranked | None = None
         seen: set[int] = set()
+        unranked: list[tuple[int, int]] = []
         for slot, i in enumerate(int(x) for x in scored.shortlist):
             if scores[i] <= 0:
-                break
+                unranked.append((slot, i))
+                continue
             target = self._redirect.get(i, i)
             if target in seen:
                 continue
@@ -277,12 +286,26 @@ class Matcher:
                                       float(scored.strength[slot]), self._offerings[i])
                 continue  # nothing to order
             seen.add(target)
-            candidate = Candidate(self._offerings[target], float(scores[i]),
-                                  self._evidence(scored, i))
-            out.append(Ranked(candidate, float(scored.strength[slot]), retired))
+            out.append(self._ranked(scored, slot, i, target, retired))
             if len(out) == MAX_CANDIDATES:
                 break
+        if len(out) == 1 and scored.semantic is not None:
+            orderable = [(slot, i, self._redirect.get(i, i)) for slot, i in unranked
+                         if self._redirect.get(i, i) not in seen
+                         and not self._offerings[self._redirect.get(i, i)].is_retired]
+            if orderable:
+                slot, i, target = max(orderable, key=lambda u: float(scored.strength[u[0]]))
+                retired = self._offerings[i] if target != i else None
+                out.append(self._ranked(scored, slot, i, target, retired))
         return out, dead_end
+
+    def _ranked(self, scored: Scored, slot: int, i: int, target: int,
+                retired: Offering | None) -> Ranked:
+        """The `slot`-th shortlisted offering (catalogue index `i`) as a candidate, shown as
+        `target` (its live replacement when it is retired)."""
+        candidate = Candidate(self._offerings[target], max(float(scored.combined[i]), 0.0),
+                              self._evidence(scored, i))
+        return Ranked(candidate, float(scored.strength[slot]), retired)
 
     def _evidence(self, scored: Scored, i: int) -> Evidence:
         if scored.semantic is not None and self.semantic is not None:

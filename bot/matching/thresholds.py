@@ -78,7 +78,10 @@ class Estimate:
     direct: float
     """Needs answered outright with their own offering."""
     wrong: float
-    """Confidently wrong, over the weighted mix (see the module doc)."""
+    """Needs answered outright with another offering."""
+    near_domain_answered: float
+    """Needs answered outright when asked as if their own offering were missing (a question
+    on a neighbouring topic the catalogue does not cover): confidently wrong."""
     in_scope_declined: float
     out_of_scope_declined: float
     out_of_scope_answered: float
@@ -118,6 +121,7 @@ class DecisionRule:
         if self.estimate is not None:
             e = self.estimate
             out["estimate"] = {"direct": round(e.direct, 4), "wrong": round(e.wrong, 4),
+                               "near_domain_answered": round(e.near_domain_answered, 4),
                                "in_scope_declined": round(e.in_scope_declined, 4),
                                "out_of_scope_declined": round(e.out_of_scope_declined, 4),
                                "out_of_scope_answered": round(e.out_of_scope_answered, 4)}

@@ -1,20 +1,24 @@
 """Matching quality: Concierge and two reference matchers, on the same data, in one run.
 
-    python -m tests.benchmarks.quality [--datasets clinc150-domains,clinc150,banking77,heldout]
+    python -m tests.benchmarks.quality
+        [--datasets clinc150-domains,clinc150,banking77,heldout,near-domain,long]
         [--shots 5,10] [--domain-shots 10,4] [--domains banking,travel]
-        [--matchers semantic-default,semantic,lexical,bm25,centroid] [--limit N]
-        [--markdown | --json]
+        [--matchers semantic-default,semantic-first-pass,semantic,lexical,bm25,centroid]
+        [--limit N] [--markdown | --json]
 
 One table per data set (CLINC150 by domain: ten catalogues of one domain's 15 intents, each
 with its test questions in scope and 450 test questions of the other domains plus 450 of
 `oos_test` out of scope, at K needs per intent, shown as the mean of the ten; CLINC150 test
 with its out-of-scope queries; BANKING77 test; each at K shots per intent; the held-out IT
-catalogue in `tests/benchmarks/heldout`), one row per matcher. "Concierge semantic" decides
-with the lines it learns from each catalogue (`bot/matching/calibration.py`); "built-in
-lines" with those of `bot/matching/thresholds.py`, the rule before calibration; the
-reference matchers' decision rules are chosen here on CLINC150 *val* (K=10) before any
-test question is seen. Nothing is tuned on test, and only aggregate numbers are printed:
-the held-out questions must stay unseen.
+catalogue in `tests/benchmarks/heldout`; and the development proxies of
+`tests/benchmarks/proxies.py`, built from training splits only: near-domain out-of-scope
+questions, and long questions to a few offerings), one row per matcher. "Concierge semantic"
+decides with the lines it learns from each catalogue (`bot/matching/calibration.py`);
+"built-in lines" with those of `bot/matching/thresholds.py`, the rule before calibration;
+"first pass's lines" with the answer and margin lines the first calibration chose
+(`tests/benchmarks/first_pass.py`); the reference matchers' decision rules are chosen here
+on CLINC150 *val* (K=10) before any test question is seen. Nothing is tuned on test, and
+only aggregate numbers are printed: the held-out questions must stay unseen.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -34,7 +39,7 @@ import numpy as np
 from bot.catalogue.loader import load_catalog
 from bot.catalogue.models import Catalog, Decision, DecisionKind
 from bot.errors import EmbeddingUnavailable
-from bot.matching.calibration import calibrated
+from bot.matching.calibration import SelfTest, derive_rule, self_test
 from bot.matching.evaluate import Case, Outcome, Report, load_cases
 from bot.matching.lexical import FloatArray
 from bot.matching.matcher import Matcher
@@ -48,6 +53,8 @@ from tests.benchmarks.datasets import (
     to_cases,
     to_catalog,
 )
+from tests.benchmarks.first_pass import first_pass_rule
+from tests.benchmarks.proxies import proxies
 from tests.benchmarks.references import (
     BM25Ranker,
     Calibration,
@@ -58,11 +65,15 @@ from tests.benchmarks.references import (
 )
 
 HELDOUT = Path(__file__).resolve().parent / "heldout"
-DATASETS = ("clinc150-domains", "clinc150", "banking77", "heldout")
-MATCHERS = ("semantic-default", "semantic", "lexical", "bm25", "centroid")
-DOMAIN_MATCHERS = ("semantic-default", "semantic", "lexical")
+DATASETS = ("clinc150-domains", "clinc150", "banking77", "heldout", "near-domain", "long")
+PROXIES = ("near-domain", "long")
+MATCHERS = ("semantic-default", "semantic-first-pass", "semantic", "lexical", "bm25",
+            "centroid")
+DOMAIN_MATCHERS = ("semantic-default", "semantic-first-pass", "semantic", "lexical")
 """By domain only Concierge: 20 catalogues of 1,350 questions each would take the
 references most of an hour."""
+PROXY_MATCHERS = ("semantic-default", "semantic-first-pass", "semantic")
+"""The proxies compare decision rules: Concierge's semantic rows only."""
 OTHER_DOMAINS, OOS_PER_DOMAIN = 450, 450
 CALIBRATION_SHOTS = 10
 """The reference rules are chosen on CLINC150 val at this K, as Concierge's thresholds were."""
@@ -71,9 +82,10 @@ CALIBRATION_SHOTS = 10
 BOUNDS = {"bm25": (0.02, 0.5), "centroid": (0.02, 0.9)}
 LABELS = {"lexical": "Concierge lexical", "semantic": "Concierge semantic",
           "semantic-default": "Concierge semantic, built-in lines",
+          "semantic-first-pass": "Concierge semantic, first pass's lines",
           "bm25": "BM25 (reference)", "centroid": "MiniLM centroid (reference)"}
 COLUMNS = (("top1", "top-1"), ("top3", "top-3"), ("direct", "direct"), ("resolved", "resolved"),
-           ("confidently_wrong", "conf. wrong"), ("worst_wrong", "worst domain wrong"),
+           ("confidently_wrong", "conf. wrong"), ("worst_wrong", "worst catalogue wrong"),
            ("in_declined", "in-scope declined"),
            ("in_declined_top1", "… right first"), ("oos_declined", "OOS declined"),
            ("auroc", "AUROC"), ("ms_median", "ms median"), ("ms_p99", "ms p99"),
@@ -163,6 +175,10 @@ class Benchmark:
     cases: tuple[Case, ...]
     group: str | None = None
     """Benchmarks of one group (the CLINC150 domains at one K) are shown as their mean."""
+    detail: bool = True
+    """A group is also shown part by part."""
+    matchers: tuple[str, ...] = MATCHERS
+    """The matchers this benchmark is measured with (of those selected)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +274,8 @@ def domain_benchmarks(shots: Sequence[int], data_root: Path, domains: Sequence[s
             cases = to_cases(IntentData(part.name, [], evaluation))
             out.append(Benchmark("clinc150-domains", f"CLINC150 {domain}", k,
                                  to_catalog(part, k), tuple(subset(cases, limit)),
-                                 group=f"CLINC150 by domain (mean of {len(domains or table)})"))
+                                 group=f"CLINC150 by domain (mean of {len(domains or table)})",
+                                 matchers=DOMAIN_MATCHERS))
     return out
 
 
@@ -267,6 +284,8 @@ def load_benchmarks(names: Sequence[str], shots: Sequence[int], data_root: Path,
                     domains: Sequence[str] | None = None) -> list[Benchmark]:
     out = []
     for name in names:
+        if name in PROXIES:
+            continue
         if name == "clinc150-domains":
             out += domain_benchmarks(domain_shots, data_root, domains, limit)
         elif name == "clinc150":
@@ -280,6 +299,11 @@ def load_benchmarks(names: Sequence[str], shots: Sequence[int], data_root: Path,
             cases = load_cases(heldout / "questions.yaml", catalog)
             out.append(Benchmark(name, "Held-out IT catalogue", None, catalog,
                                  tuple(subset(cases, limit))))
+    made = proxies(names, data_root, domains)
+    counts = Counter(p.group for p in made)
+    out += [Benchmark(p.key, p.title, None, p.catalog, tuple(subset(p.cases, limit)),
+                      group=f"{p.group} (mean of {counts[p.group]})", detail=False,
+                      matchers=PROXY_MATCHERS) for p in made]
     return out
 
 
@@ -290,7 +314,7 @@ class Matchers:
         self.names = list(names)
         self.skipped: list[str] = []
         self.embedder: BenchEmbedder | None = None
-        if {"semantic", "semantic-default", "centroid"} & set(self.names):
+        if {"semantic", "semantic-default", "semantic-first-pass", "centroid"} & set(self.names):
             self.embedder = self._load_model(threads)
         if "bm25" in self.names:
             try:
@@ -298,6 +322,8 @@ class Matchers:
             except ImportError:
                 self._skip("bm25", "bm25s is not installed (pip install -e '.[bench]')")
         self.rules: dict[str, Calibration] = {}
+        self._asked: tuple[Catalog, SelfTest] | None = None
+        """The last catalogue's self-test: the first pass's lines are learnt from the same."""
 
     def _skip(self, name: str, why: str) -> None:
         self.names.remove(name)
@@ -310,7 +336,7 @@ class Matchers:
             # Uncached: the on-disk cache would turn repeated runs into cache look-ups.
             inner = load_embedder(cache=False)
         except EmbeddingUnavailable as exc:
-            for name in ("semantic", "semantic-default", "centroid"):
+            for name in ("semantic", "semantic-default", "semantic-first-pass", "centroid"):
                 if name in self.names:
                     self._skip(name, str(exc))
             return None
@@ -360,27 +386,33 @@ class Matchers:
     def build(self, name: str, catalog: Catalog) -> Contender:
         if name == "lexical":
             return Concierge(Matcher(catalog))
-        if name in ("semantic", "semantic-default"):
+        if name in ("semantic", "semantic-default", "semantic-first-pass"):
             assert self.embedder is not None
             plain = Matcher(catalog, semantic=SemanticIndex(catalog, self.embedder))
             if name == "semantic-default":
                 return Concierge(plain)
-            # As `build_matcher` does at load, without the disk cache: every run asks afresh.
-            return Concierge(calibrated(plain, cache=False)[0])
+            # As `calibrated` does when a catalogue loads, without the disk cache (every run
+            # asks afresh); the first pass's lines are learnt from the same questions.
+            if self._asked is None or self._asked[0] is not catalog:
+                self._asked = (catalog, self_test(plain, cache=False))
+            test = self._asked[1]
+            learn = derive_rule if name == "semantic" else first_pass_rule
+            return Concierge(plain.with_rule(learn(test, plain.mode, catalog), test))
         return Reference(RuleMatcher(catalog, self.ranker(name, catalog), self.rules[name].rule))
 
 
 def run(benchmarks: Sequence[Benchmark], matchers: Matchers,
         progress: Callable[[str], None]) -> list[Table]:
     tables = []
-    grouped: dict[tuple[str, int | None], list[Table]] = {}
+    grouped: dict[tuple[str, int | None, bool], list[Table]] = {}
     for bench in benchmarks:
         names = matchers.names
         # By domain, questions come from a batch (their latency is not shown); elsewhere
         # every question reaches the model on its own, as in production.
         matchers.remember(bench.cases if bench.group is not None else ())
-        if bench.group is not None:
-            names = [n for n in names if n in DOMAIN_MATCHERS]
+        names = [n for n in names if n in bench.matchers]
+        if not names:
+            continue
         rows = []
         for name in names:
             contender = matchers.build(name, bench.catalog)
@@ -401,16 +433,16 @@ def run(benchmarks: Sequence[Benchmark], matchers: Matchers,
         table = Table(bench.title, bench.shots, len(bench.cases), ins, len(bench.cases) - ins,
                       tuple(rows))
         if bench.group is not None:
-            grouped.setdefault((bench.group, bench.shots), []).append(table)
+            grouped.setdefault((bench.group, bench.shots, bench.detail), []).append(table)
         else:
             tables.append(table)
-    summaries = [t for (group, shots), parts in grouped.items()
-                 for t in mean_tables(group, shots, parts)]
+    summaries = [t for (group, shots, detail), parts in grouped.items()
+                 for t in mean_tables(group, shots, parts)[:2 if detail else 1]]
     return summaries + tables
 
 
 def mean_tables(group: str, shots: int | None, parts: Sequence[Table]) -> list[Table]:
-    """A group of tables as the mean of each rate (and the worst domain's confidently
+    """A group of tables as the mean of each rate (and the worst catalogue's confidently
     wrong), then one row per part and matcher."""
     labels = [r.matcher for r in parts[0].rows]
     rows = []
@@ -459,8 +491,17 @@ def footnotes(matchers: Matchers) -> list[str]:
         "built-in lines: bot/matching/thresholds.py (chosen on CLINC150 val), the rule before "
         "calibration; lexical mode keeps the built-in lines. In-scope declined: in-scope "
         "questions answered 'I don't know'; … right first: of those, the share whose right "
-        "offering was ranked first (over all in-scope questions). Worst domain wrong: the "
-        "highest conf. wrong among the domains.",
+        "offering was ranked first (over all in-scope questions). Worst catalogue wrong: "
+        "the highest conf. wrong among a group's catalogues (CLINC150's domains, the "
+        "proxies' catalogues).",
+        "First pass's lines: the decline line and lead learnt as today, the answer and "
+        "margin lines as the first calibration chose them (tests/benchmarks/first_pass.py: "
+        "the most right answers to the catalogue's own needs within an estimated 2% "
+        "confidently wrong, lowered below the built-in lines where that estimate allowed).",
+        "Proxies (tests/benchmarks/proxies.py, training splits only): near-domain, a "
+        "catalogue of some intents of one domain with the domain's other intents' questions "
+        "out of scope; long questions, five offerings asked two or three training questions "
+        "joined into one message, or one after a sentence of context.",
     ]
     for name, cal in matchers.rules.items():
         wrong, declined = BOUNDS[name]
@@ -535,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=lambda s: _names(s, DATASETS), default=DATASETS,
                         help="comma-separated, from: clinc150-domains, clinc150, banking77, "
-                             "heldout (default: all)")
+                             "heldout, near-domain, long (default: all)")
     parser.add_argument("--shots", type=_positive_ints, default=[5, 10],
                         help="training examples per intent used as needs (default: 5,10)")
     parser.add_argument("--domain-shots", type=_positive_ints, default=[10, 4],
@@ -544,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=None, help="CLINC150 domains to run (default: all ten)")
     parser.add_argument("--matchers", type=lambda s: _names(s, MATCHERS), default=MATCHERS,
                         help="comma-separated, from: semantic-default (the built-in lines), "
+                             "semantic-first-pass (the first calibration's answer lines), "
                              "semantic (the lines learnt from each catalogue), lexical, bm25, "
                              "centroid (default: all that are installed; by domain only "
                              "Concierge's)")

@@ -25,7 +25,6 @@ from bot.catalogue.models import (
 )
 from bot.errors import ConfigError
 from bot.matching.calibration import (
-    MAX_WRONG,
     AskedNeed,
     SelfTest,
     background_questions,
@@ -84,10 +83,66 @@ def test_lines_fall_between_out_of_scope_and_in_scope_fits() -> None:
     t = rule.thresholds
     assert rule.source is RuleSource.CALIBRATED
     assert 0.45 <= t.decline <= 0.55, "above every background question, below the needs"
-    assert t.margin >= 0.08, "the needs that land on a neighbour lead by less: not answered"
-    assert rule.estimate is not None and rule.estimate.wrong <= MAX_WRONG
-    assert rule.estimate.direct > 0.8 and rule.estimate.in_scope_declined < 0.03
+    assert (t.answer, t.margin) == (SEMANTIC.answer, SEMANTIC.margin), (
+        "the needs that land on a neighbour lead by less than the built-in margin: nothing "
+        "to take back")
+    assert rule.estimate is not None and rule.estimate.wrong == 0.0
+    assert rule.estimate.direct > 0.7 and rule.estimate.in_scope_declined < 0.03
     assert rule.needs_asked == 100 and rule.background_asked == 300
+
+
+def neighbours_test(own_margin: float, near_margin: float) -> tuple[SelfTest, Catalog]:
+    """Ten offerings of ten needs, each need found first by its own offering (fit 0.8, lead
+    `own_margin`) with the same neighbour next, which it fits as well: asked without its own
+    offering, it is answered with that neighbour (lead `near_margin`) by the built-in
+    lines."""
+    asked = [AskedNeed(k, n, Probe((
+        Probed(k, 0.9, 0.8, EVIDENCE),
+        Probed((k + 1) % 10, 0.9 - own_margin, 0.8, EVIDENCE),
+        Probed(99, 0.9 - own_margin - near_margin, 0.5, EVIDENCE))))
+        for k in range(10) for n in range(10)]
+    background = tuple(probe(k % 10, 0.3, 0.02, (k + 1) % 10) for k in range(100))
+    catalog = Catalog(tuple(off(f"o{k}", f"Offering {k}", [f"need {k} {n}" for n in range(10)])
+                            for k in range(10)))
+    return SelfTest(tuple(asked), background), catalog
+
+
+def test_lines_rise_where_questions_on_a_missing_neighbouring_topic_would_be_answered() -> None:
+    """Every need leads its neighbour by 0.3, and the neighbour leads the rest by 0.2: a
+    question about a topic the catalogue lacks would be answered with the neighbour. A
+    margin line above 0.2 takes all of those back and keeps every right answer."""
+    test, catalog = neighbours_test(own_margin=0.3, near_margin=0.2)
+    rule = derive_rule(test, "semantic", catalog)
+    t = rule.thresholds
+    assert 0.2 < t.margin <= 0.3 and t.answer == SEMANTIC.answer
+    assert rule.estimate is not None
+    assert rule.estimate.near_domain_answered == 0.0 and rule.estimate.direct == 1.0
+    assert "raised from 0.58 and 0.13" in rule.reason and "100% of its needs" in rule.reason
+
+
+def test_lines_stay_where_raising_them_costs_more_right_answers_than_it_saves() -> None:
+    """The same, but every need leads by as little as its neighbour would: a higher margin
+    line would turn every right answer into a choice to take back as many wrong ones."""
+    test, catalog = neighbours_test(own_margin=0.2, near_margin=0.2)
+    t = derive_rule(test, "semantic", catalog).thresholds
+    assert (t.answer, t.margin) == (SEMANTIC.answer, SEMANTIC.margin)
+
+
+def test_the_answer_lines_are_never_lowered() -> None:
+    """Needs that fit far better than any background question, with a wide lead: the
+    catalogue's own questions would allow lower lines, but those are not safe on real
+    questions (docs/matching.md), so the built-in ones stay."""
+    rng = np.random.default_rng(3)
+    asked = tuple(AskedNeed(k, n, probe(k, rng.uniform(0.45, 0.57), rng.uniform(0.05, 0.12),
+                                        (k + 1) % 10)) for k in range(10) for n in range(10))
+    background = tuple(probe(k % 10, 0.2, 0.01, 0) for k in range(100))
+    catalog = Catalog(tuple(off(f"o{k}", f"Offering {k}", [f"need {k} {n}" for n in range(10)])
+                            for k in range(10)))
+    rule = derive_rule(SelfTest(asked, background), "semantic", catalog)
+    assert rule.thresholds.answer >= SEMANTIC.answer
+    assert rule.thresholds.margin >= SEMANTIC.margin
+    assert rule.thresholds.decline < SEMANTIC.decline, "the decline line does move"
+    assert rule.estimate is not None and rule.estimate.direct == 0.0
 
 
 def test_the_same_catalogue_gets_the_same_lines() -> None:
@@ -102,7 +157,7 @@ def test_a_catalogue_whose_in_and_out_of_scope_questions_overlap_gets_stricter_l
                *p.ranked[1:])) for p in test.background))
     calm, rough = (derive_rule(t, "semantic", catalog).thresholds
                    for t in (test, overlapping))
-    assert rough.answer > calm.answer or rough.margin > calm.margin
+    assert rough.answer >= calm.answer and rough.margin >= calm.margin
     assert rough.decline > calm.decline
 
 
@@ -301,9 +356,12 @@ QUESTIONS = {
 }
 
 
-def test_a_catalogue_whose_questions_fit_weakly_gets_answers(model: CachedEmbedder) -> None:
+def test_a_catalogue_whose_questions_fit_weakly_gets_choices_not_i_dont_know(
+        model: CachedEmbedder) -> None:
     """Five offerings whose needs are long stories: a right question shares few exact
-    phrases with them, so it fits below the built-in answer line and gets choices."""
+    phrases with them and fits weakly. The learnt decline line sits below the built-in one,
+    no question is turned away, the right offering is among the choices where it is not
+    answered, and outright answers stay where the built-in lines put them."""
     plain, learnt = semantic(LONG, model)
     assert learnt.rule.source is RuleSource.CALIBRATED
     assert learnt.rule.thresholds.decline < plain.rule.thresholds.decline
@@ -315,10 +373,12 @@ def test_a_catalogue_whose_questions_fit_weakly_gets_answers(model: CachedEmbedd
         return sum(d.kind is DecisionKind.ANSWER and d.offering.id == want
                    for d, want in zip(decisions, expected, strict=True))
 
-    assert right(after) > right(before)
+    assert not any(d.kind is DecisionKind.NONE for d in after)
+    assert all(d.kind is not DecisionKind.CLARIFY or want in {o.id for o in d.choices}
+               for d, want in zip(after, expected, strict=True)), "the right one among them"
+    assert right(after) == right(before) > 0
     assert all(d.kind is not DecisionKind.ANSWER or d.offering.id == want
                for d, want in zip(after, expected, strict=True)), "and never a wrong one"
-    assert not any(d.kind is DecisionKind.NONE for d in after)
 
 
 # Two laptop offerings written as near copies of each other (same needs, other words): which

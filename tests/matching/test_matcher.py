@@ -367,3 +367,58 @@ def test_confidence_says_which_decision_it_is() -> None:
         else:
             assert decision.confidence < 0.5, (case.question, decision.kind)
     assert seen == set(DecisionKind)
+
+
+class AxisEmbedder:
+    """Every text of offering `k` on axis `k` (and a question wherever the test puts it): a
+    geometry in which the ranking gives the other offerings nothing."""
+
+    name = "axis-test-model"
+
+    def __init__(self, axes: dict[str, list[float]]) -> None:
+        self.axes = axes
+
+    def knows(self, word: str) -> bool:
+        return True
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        rows = np.array([self.axes[next(k for k in self.axes if k in t.lower())]
+                         for t in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def three_axes() -> tuple[Catalog, AxisEmbedder]:
+    from bot.catalogue.models import Kind, Offering, Owner, RequestInfo
+
+    def off(word: str) -> Offering:
+        return Offering(id=word, name=word.title(), summary=f"{word} service", kind=Kind.SERVICE,
+                        owner=Owner("IT"), request=RequestInfo(url="https://it.example/x"),
+                        needs=(f"{word} need one", f"{word} need two"))
+
+    embedder = AxisEmbedder({"alpha": [1, 0.05, 0, 0], "beta": [0, 1, 0.05, 0],
+                             "gamma": [0.05, 0, 1, 0],
+                             # The question: near alpha, a little towards gamma, some noise.
+                             "zzq": [0.5, 0, 0.15, 0.8]})
+    return Catalog(tuple(off(w) for w in ("alpha", "beta", "gamma"))), embedder
+
+
+def test_a_lone_first_candidate_gets_the_next_best_fit_as_its_runner_up() -> None:
+    """The ranking gives beta and gamma nothing (no shared word, the far side of the
+    whitened space): alpha alone is not sure enough to answer, so rather than "I don't know"
+    the question is offered alpha and the offering it fits next best in raw cosine
+    (gamma, not beta)."""
+    from bot.matching.semantic import SemanticIndex
+    from bot.matching.thresholds import SEMANTIC
+
+    catalog, embedder = three_axes()  # gamma comes after beta in the shortlist's order
+    m = Matcher(catalog, semantic=SemanticIndex(catalog, embedder), thresholds=SEMANTIC)
+    probe = m.probe("zzq")
+    assert [r.offering for r in probe.ranked] == [0, 2]
+    assert probe.ranked[1].score == 0.0 and probe.margin == probe.ranked[0].score
+    decision = m.decide("zzq")
+    assert decision.kind is DecisionKind.CLARIFY, decision.why
+    assert [o.id for o in decision.choices] == ["alpha", "gamma"]
+    # Words alone give a zero score no meaning to rank by: lexical mode keeps the lone one.
+    assert [c.offering.id for c in Matcher(catalog).decide("alpha").candidates] == ["alpha"]
