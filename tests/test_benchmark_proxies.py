@@ -4,12 +4,12 @@ out-of-scope questions from the domain's other intents, every intent left out on
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.datasets import write_banking77
 from tests.benchmarks.proxies import (
     CONTEXT,
     IN_SCOPE_PER_INTENT,
@@ -42,14 +42,9 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train": train, "val": held_back, "test": held_back, "oos_train": [],
         "oos_val": [["weather", "oos"]], "oos_test": [["weather", "oos"]]}), encoding="utf-8")
     (root / "clinc150" / "domains.json").write_text(json.dumps(DOMAINS), encoding="utf-8")
-    (root / "banking77").mkdir()
-    for name, rows in (("train.csv", [(train_question(i, n), i) for i in BANKING
-                                      for n in range(TRAIN_PER_INTENT)]),
-                       ("test.csv", [("a test question", BANKING[0])])):
-        with (root / "banking77" / name).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["text", "category"])
-            writer.writerows(rows)
+    write_banking77(root, [(train_question(i, n), i) for i in BANKING
+                           for n in range(TRAIN_PER_INTENT)],
+                    [("a test question", BANKING[0])])
     return root
 
 

@@ -7,7 +7,6 @@ catalogue, and checks the tables' shape and that the numbers are sane.
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.benchmarks.datasets import write_banking77
 
 REPO = Path(__file__).resolve().parents[1]
 RATES = ("top1", "top3", "direct", "resolved", "confidently_wrong")
@@ -70,12 +71,7 @@ def data_root(tmp_path: Path) -> Path:
     intents = list(INTENTS)
     (root / "clinc150" / "domains.json").write_text(json.dumps(
         {"office": intents[:3], "access": intents[3:]}), encoding="utf-8")
-    (root / "banking77").mkdir()
-    for name, rows in (("train.csv", train), ("test.csv", test)):
-        with (root / "banking77" / name).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["text", "category"])
-            writer.writerows(rows)
+    write_banking77(root, train, test)
     return root
 
 

@@ -46,6 +46,18 @@ def banking77(root: Path = BENCHMARKS) -> IntentData:
     return IntentData("banking77-test", read("train.csv"), read("test.csv"))
 
 
+def write_banking77(root: Path, train: Sequence[tuple[str, str]],
+                    test: Sequence[tuple[str, str]]) -> None:
+    """Writes (text, intent) rows where `banking77(root)` reads them (the tests' small
+    stand-ins for the real files)."""
+    (root / "banking77").mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.csv", train), ("test.csv", test)):
+        with (root / "banking77" / name).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "category"])
+            writer.writerows(rows)
+
+
 def humanise(intent: str) -> str:
     return intent.replace("_", " ").strip().capitalize()
 
