@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run
 from unprivileged import as_unprivileged, shared_folder
 
 from bot.catalogue.loader import check_knowledge
@@ -39,12 +40,6 @@ def catalogue(kdir: Path, write_catalogue, new_offering) -> Path:
                      replaced_by="password-reset", needs=["I need to send a fax"]),
     ], name="phones/phones.yaml")
     return kdir
-
-
-def run(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(argv, out=out)
-    return code, out.getvalue()
 
 
 def json_lines(text: str) -> list[dict[str, object]]:
@@ -87,11 +82,11 @@ def assert_json_contract(obj: dict[str, object]) -> None:
 
 @pytest.mark.parametrize("greeting", ["help", "Hi", "?"])
 def test_ask_help_says_how_to_ask_as_slack_does(catalogue: Path, greeting: str) -> None:
-    code, out = run(["ask", "--knowledge", str(catalogue), greeting])
+    code, out = run("ask", "--knowledge", str(catalogue), greeting)
     assert code == 0
     assert "I don't know" not in out
     assert out.startswith(f"? {greeting}\nTell me what you need in plain words")
-    code, out = run(["ask", "--json", "--knowledge", str(catalogue), greeting])
+    code, out = run("ask", "--json", "--knowledge", str(catalogue), greeting)
     [answer] = json_lines(out)
     assert_json_contract(answer)
     assert (answer["decision"], answer["answer"], answer["candidates"]) == ("help", None, [])
@@ -99,14 +94,14 @@ def test_ask_help_says_how_to_ask_as_slack_does(catalogue: Path, greeting: str) 
 
 def test_ask_promises_nothing_it_does_not_do(catalogue: Path) -> None:
     # The command line records nothing, so it cannot "note that the catalogue is missing this".
-    code, out = run(["ask", "--knowledge", str(catalogue), "how do I bake sourdough bread"])
+    code, out = run("ask", "--knowledge", str(catalogue), "how do I bake sourdough bread")
     assert code == 0 and "I don't know an offering for that." in out
     assert "Ask the IT service desk." in out and "note" not in out
 
 
 def test_ask_json_contract(catalogue: Path) -> None:
     questions = ["I forgot my password", "I need a phone", "book a restaurant"]
-    code, out = run(["ask", "--json", "--knowledge", str(catalogue), *questions])
+    code, out = run("ask", "--json", "--knowledge", str(catalogue), *questions)
     assert code == 0
     objs = json_lines(out)
     assert [o["query"] for o in objs] == questions
@@ -119,15 +114,15 @@ def test_ask_json_contract(catalogue: Path) -> None:
 
 
 def test_ask_json_keeps_non_ascii(catalogue: Path) -> None:
-    code, out = run(["ask", "--json", "--knowledge", str(catalogue), "Passwort für WLAN"])
+    code, out = run("ask", "--json", "--knowledge", str(catalogue), "Passwort für WLAN")
     assert code == 0
     assert "für" in out
     assert json_lines(out)[0]["query"] == "Passwort für WLAN"
 
 
 def test_ask_text_output(catalogue: Path) -> None:
-    code, out = run(["ask", "--knowledge", str(catalogue), "I forgot my password",
-                     "book a restaurant"])
+    code, out = run("ask", "--knowledge", str(catalogue), "I forgot my password",
+                     "book a restaurant")
     assert code == 0
     assert "? I forgot my password" in out
     assert "Password reset  [service]" in out
@@ -139,7 +134,7 @@ def test_ask_text_output(catalogue: Path) -> None:
 
 
 def test_ask_text_retired_answer_names_the_replacement(catalogue: Path) -> None:
-    code, out = run(["ask", "--knowledge", str(catalogue), "I need to send a fax"])
+    code, out = run("ask", "--knowledge", str(catalogue), "I need to send a fax")
     assert code == 0
     assert "(Fax machine is retired; this replaces it.)" in out
 
@@ -148,7 +143,7 @@ def test_ask_batch_from_stdin_preserves_order(catalogue: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     lines = ["book a restaurant", "I forgot my password", "", "I need a phone", "wifi"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\r\n"))
-    code, out = run(["ask", "--json", "--knowledge", str(catalogue)])
+    code, out = run("ask", "--json", "--knowledge", str(catalogue))
     assert code == 0
     objs = json_lines(out)
     assert [o["query"] for o in objs] == lines
@@ -163,7 +158,7 @@ def test_ask_batch_from_stdin_preserves_order(catalogue: Path,
 
 
 def test_check_ok(catalogue: Path) -> None:
-    code, out = run(["check", "--knowledge", str(catalogue)])
+    code, out = run("check", "--knowledge", str(catalogue))
     assert code == 0
     verdict, rule = out.splitlines()
     assert verdict == "ok: 5 offerings in 2 files"
@@ -176,7 +171,7 @@ def test_check_errors_and_warnings(catalogue: Path, write_text) -> None:
     bad = write_text("bad.yaml", "id: bad\nname: Bad\nsummary: s\nkind: prodcut\n"
                                  "owner: {team: T}\nrequest: {steps: ask}\nneeds: [n]\n")
     empty = write_text("empty.yaml", "")
-    code, out = run(["check", "--knowledge", str(catalogue)])
+    code, out = run("check", "--knowledge", str(catalogue))
     assert code == 1
     lines = out.splitlines()
     assert lines[0].startswith(f"{bad}:4: kind: must be one of `product`, `service`")
@@ -186,7 +181,7 @@ def test_check_errors_and_warnings(catalogue: Path, write_text) -> None:
 
 def test_check_warnings_only_exit_zero(catalogue: Path, write_text) -> None:
     empty = write_text("empty.yaml", "")
-    code, out = run(["check", "--knowledge", str(catalogue)])
+    code, out = run("check", "--knowledge", str(catalogue))
     assert code == 0
     assert out.splitlines()[:2] == [f"{empty}:1: file: warning: file is empty",
                                     "ok: 5 offerings in 3 files, 1 warning"]
@@ -199,7 +194,7 @@ def test_eval_all_pass_exits_zero(catalogue: Path, tmp_path: Path) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n"
                      "- q: book a restaurant\n  expect: []\n", encoding="utf-8")
-    code, out = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, out = run("eval", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 0
     assert "matcher: lexical; 2 questions (1 in scope, 1 out of scope)" in out
     assert "direct hit" in out and "100.0%" in out
@@ -211,7 +206,7 @@ def test_eval_failure_exits_one_with_miss_lines(catalogue: Path, tmp_path: Path)
     cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n"
                      "- q: my wireless keeps dropping\n  expect: [mobile-phone]\n"
                      "- q: I forgot my password again\n  expect: []\n", encoding="utf-8")
-    code, out = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, out = run("eval", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 1
     misses = [ln for ln in out.splitlines() if ln.startswith("MISS")]
     assert misses == [
@@ -227,7 +222,7 @@ def test_eval_known_miss_is_reported_but_does_not_fail(catalogue: Path, tmp_path
     cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n"
                      "- q: my wireless keeps dropping\n  expect: [mobile-phone]\n"
                      "  known_miss: wireless is read as wi-fi\n", encoding="utf-8")
-    code, out = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, out = run("eval", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 0
     assert (f"KNOWN MISS {cases}:3: 'my wireless keeps dropping': expected mobile-phone, "
             "got answer wifi-help") in out.splitlines()
@@ -238,7 +233,7 @@ def test_eval_known_miss_that_passes_fails_the_run(catalogue: Path, tmp_path: Pa
     cases = tmp_path / "cases.yaml"
     cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n"
                      "  known_miss: was broken once\n", encoding="utf-8")
-    code, out = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, out = run("eval", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 1
     assert (f"FIXED {cases}:1: 'I forgot my password': passes now; remove its known_miss"
             in out.splitlines())
@@ -248,7 +243,7 @@ def test_eval_known_miss_needs_a_reason(catalogue: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text("- q: hi\n  expect: []\n  known_miss: ''\n", encoding="utf-8")
-    code, _ = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, _ = run("eval", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 2
     assert f"{cases}:1: known_miss: must be a reason (text)" in capsys.readouterr().err
 
@@ -257,7 +252,7 @@ def test_eval_json(catalogue: Path, tmp_path: Path) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text("- q: I forgot my password\n  expect: [password-reset]\n",
                      encoding="utf-8")
-    code, out = run(["eval", "--json", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, out = run("eval", "--json", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 0
     metrics = json.loads(out)
     assert metrics["matcher"] == "lexical"
@@ -269,7 +264,7 @@ def test_eval_unknown_expect_id_is_a_usage_error(catalogue: Path, tmp_path: Path
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text("- q: hi\n  expect: [no-such-thing]\n", encoding="utf-8")
-    code, _ = run(["eval", "--cases", str(cases), "--knowledge", str(catalogue)])
+    code, _ = run("eval", "--cases", str(cases), "--knowledge", str(catalogue))
     assert code == 2
     assert f"{cases}:1: expect: unknown offering id 'no-such-thing'" in capsys.readouterr().err
 
@@ -289,7 +284,7 @@ def test_flag_beats_environment(two_catalogues: tuple[Path, Path],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     flag_dir, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    code, out = run(["check", "--knowledge", str(flag_dir)])
+    code, out = run("check", "--knowledge", str(flag_dir))
     assert (code, out.splitlines()[0]) == (0, "ok: 1 offering in 1 file")
 
 
@@ -297,7 +292,7 @@ def test_environment_beats_default(two_catalogues: tuple[Path, Path],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, env_dir = two_catalogues
     monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(env_dir))
-    code, out = run(["check"])
+    code, out = run("check")
     assert (code, out.splitlines()[0]) == (0, "ok: 2 offerings in 1 file")
     assert knowledge_dir() == env_dir
 
@@ -307,7 +302,7 @@ def test_default_is_the_checkout_catalogue(monkeypatch: pytest.MonkeyPatch) -> N
     default = repo_root() / "knowledge"
     assert knowledge_dir() == default
     assert knowledge_dir(None) == default
-    assert run(["check"]) == run(["check", "--knowledge", str(default)])
+    assert run("check") == run("check", "--knowledge", str(default))
 
 
 @pytest.mark.parametrize("command", [["ask", "hello"], ["check"],
@@ -315,7 +310,7 @@ def test_default_is_the_checkout_catalogue(monkeypatch: pytest.MonkeyPatch) -> N
 def test_missing_knowledge_directory_is_a_usage_error(
         tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "no-such-dir"
-    code, out = run([*command, "--knowledge", str(missing)])
+    code, out = run(*command, "--knowledge", str(missing))
     err = capsys.readouterr().err
     assert f"{missing}:0: knowledge: the knowledge directory does not exist" in err + out
     assert code == 2
@@ -325,7 +320,7 @@ def test_bad_matcher_setting_is_a_usage_error(catalogue: Path,
                                               monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("CONCIERGE_MATCHER", "psychic")
-    code, out = run(["ask", "--knowledge", str(catalogue), "hello"])
+    code, out = run("ask", "--knowledge", str(catalogue), "hello")
     assert code == 2
     assert out == ""
     assert "CONCIERGE_MATCHER" in capsys.readouterr().err
@@ -334,7 +329,7 @@ def test_bad_matcher_setting_is_a_usage_error(catalogue: Path,
 def test_invalid_knowledge_makes_ask_fail_with_every_problem(
         catalogue: Path, write_text, capsys: pytest.CaptureFixture[str]) -> None:
     bad = write_text("bad.yaml", "id: Bad Id\n")
-    code, out = run(["ask", "--knowledge", str(catalogue), "I forgot my password"])
+    code, out = run("ask", "--knowledge", str(catalogue), "I forgot my password")
     assert code == 2
     assert out == ""
     err = capsys.readouterr().err
@@ -441,7 +436,7 @@ def test_subprocess_missing_knowledge_exits_two(tmp_path: Path) -> None:
 def test_default_check_matches_loader() -> None:
     """The default catalogue is read by the CLI exactly as `check_knowledge` reads it."""
     report = check_knowledge(repo_root() / "knowledge")
-    code, out = run(["check"])
+    code, out = run("check")
     assert code == (0 if report.catalog is not None else 1)
     assert out.splitlines()[: len(report.problems)] == [p.render() for p in report.problems]
 

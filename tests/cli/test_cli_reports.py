@@ -7,26 +7,19 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import timedelta
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import run
 from dbfixtures import db_url, no_database_env, postgres_url, sqlite_url
 
-from bot.cli.main import main
 from bot.store.database import QuestionRecord, Store
 from bot.store.migrate import head_revision
 from bot.store.requests import NewItem, NewRequest, RequestBook
 from bot.store.tables import utcnow
 
 __all__ = ["db_url", "no_database_env", "postgres_url", "sqlite_url"]
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture

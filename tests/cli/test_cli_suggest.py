@@ -6,25 +6,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from io import StringIO
 from pathlib import Path
 
 import pytest
+from clirun import run
 from dbfixtures import db_url, no_database_env, postgres_url, sqlite_url
 from seeding import seed_learning, write_learning_catalogue
 
 from bot.catalogue.loader import load_catalog
-from bot.cli.main import main
 from bot.matching.engine import build_matcher
 from bot.store.database import Store
 
 __all__ = ["db_url", "no_database_env", "postgres_url", "sqlite_url"]
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture
