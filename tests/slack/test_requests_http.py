@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import serving
-from slackfakes import FakeSlackAPI, SlackSender, all_text, buttons
+from slackfakes import Call, FakeSlackAPI, SlackSender, all_text, buttons
 from sqlalchemy import func, select
 from webhookfake import WEBHOOK_SECRET, FakeWebhook
 
@@ -129,9 +129,13 @@ def app(fake_slack: FakeSlackAPI, knowledge: Path, webhook: FakeWebhook,
 
 def card_for(app: App, question: str = "I need a new laptop",
              channel: str = "D0ALICE") -> dict[str, Any]:
+    def here(c: Call) -> bool:
+        return c.params.get("channel") == channel
+
+    # A test may ask more than once in one channel: wait for this question's card.
+    before = len([c for c in app.fake.calls_to("chat.postMessage") if here(c)])
     assert app.slack.dm(question, channel=channel).status == 200
-    [posted] = app.fake.wait_for("chat.postMessage",
-                                 lambda c: c.params.get("channel") == channel)
+    posted = app.fake.wait_for("chat.postMessage", here, count=before + 1)[-1]
     return {"ts": posted.params.get("ts") or "1700000001.000100",
             "blocks": posted.params["blocks"], "text": posted.params["text"]}
 
