@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.matching.thresholds import SEMANTIC
+from bot.matching.thresholds import LEXICAL, SEMANTIC
 from tests.benchmarks.ceiling import Questions, main, one_for_all, oracle, with_lines
 
 
@@ -52,6 +52,17 @@ def test_one_pair_of_lines_for_all_catalogues_gives_no_more_than_each_catalogues
     assert own == 0.75, "strong: 5 of 10 in scope; weak: all 5"
     assert shared.wrong == 0.0 and shared.direct < own, (
         "strong needs a line above 0.60, weak one below 0.55: no single line serves both")
+
+
+def test_the_oracle_keeps_the_sure_line_so_it_never_falls_below_the_built_in_lines() -> None:
+    """Four right questions fit above lexical mode's sure line with no lead at all: the
+    rule answers them whatever the margin, and so does the oracle."""
+    q = questions([(0.95, 0.00, True, True)] * 4 + [(0.60, 0.30, True, True)] * 4
+                  + [(0.70, 0.10, False, True)] * 2)
+    built_in, best = with_lines(q, LEXICAL), oracle(q, 0.0, sure=LEXICAL.sure)
+    assert built_in.direct == 0.8 and built_in.wrong == 0.0
+    assert best.direct >= built_in.direct and best.wrong == 0.0
+    assert oracle(q, 0.0).direct == 0.4, "without a sure line, the lead-less ones are lost"
 
 
 def test_the_built_in_lines_are_applied_as_the_matcher_applies_them() -> None:

@@ -18,7 +18,7 @@ be asked about itself:
 From what the rule would do with them it chooses:
 - the decline line where declining costs least: a need declined counts `DECLINE_COST`
   times a background question let through; and the lead that still earns choices below it;
-- the answer and margin lines: the built-in ones, raised only where that takes back at least
+- the answer and margin lines: the built-in ones, raised only where that takes back more than
   `KEPT_ANSWER_WORTH` near-domain answers (background answers counting `BACKGROUND_WORTH`
   of one) for each right answer it turns into a choice. They are never lowered: asked
   of itself, a catalogue cannot show that a lower line is safe (measured: lines lowered on
@@ -39,9 +39,11 @@ import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from itertools import chain
+from math import lcm
 
 import numpy as np
 
@@ -75,10 +77,10 @@ NEAR_DUPLICATE = 0.75
 """Needs of one offering this similar (cosine) are left out together."""
 MAX_IN_SCOPE_DECLINED = 0.03
 DECLINE_COST = 1.5
-KEPT_ANSWER_WORTH = 2.0
+KEPT_ANSWER_WORTH = Fraction(2)
 """A right outright answer is worth this many near-domain answers: raising the answer or
-margin line must take back at least this many for each right answer it turns into a choice."""
-BACKGROUND_WORTH = 0.5
+margin line must take back more than this many for each right answer it turns into a choice."""
+BACKGROUND_WORTH = Fraction(1, 2)
 """An everyday out-of-scope question answered outright, in near-domain answers: those are
 fewer in real traffic than near-domain ones, and the decline line already stops most."""
 ANSWER_GRID = np.round(np.arange(0.30, 1.06, 0.01), 2)
@@ -234,18 +236,23 @@ def derive_rule(test: SelfTest, mode: str, catalog: Catalog) -> DecisionRule:
     answer, margin = _answer_lines(own, background, near, base, decline)
     chosen = replace(base, answer=answer, margin=margin, decline=decline, lead=lead)
     estimate = _rates(own, background, near, chosen)
-    if (answer, margin) == (base.answer, base.margin):
-        lines = ("the built-in answer and margin lines (raising them would turn more right "
-                 "answers into choices than near-domain answers it takes back)")
+    moved = [f"the {name} line from {was:.2f} to {now:.2f}"
+             for name, was, now in (("answer", base.answer, answer),
+                                    ("margin", base.margin, margin)) if now != was]
+    if not moved:
+        lines = (f"the built-in answer and margin lines (raising them would not take back more "
+                 f"than {KEPT_ANSWER_WORTH} near-domain answers, an everyday question counting "
+                 f"{BACKGROUND_WORTH}, for each right answer it turns into a choice)")
     else:
         before = _rates(own, background, near, replace(chosen, answer=base.answer,
                                                        margin=base.margin))
-        lines = (f"the answer and margin lines raised from {base.answer:.2f} and "
-                 f"{base.margin:.2f}: asked as if their own offering were missing (a question "
-                 f"on a neighbouring topic), {before.near_domain_answered:.0%} of its needs "
-                 f"were answered outright, now {estimate.near_domain_answered:.0%}, for "
-                 f"{before.direct - estimate.direct:.0%} of them offered as a choice instead "
-                 "of answered")
+        lines = (f"raised {' and '.join(moved)}: of its needs asked as if their own offering "
+                 f"were missing (a question on a neighbouring topic), "
+                 f"{before.near_domain_answered:.1%} were answered outright, now "
+                 f"{estimate.near_domain_answered:.1%}; of the everyday questions "
+                 f"{before.out_of_scope_answered:.1%}, now {estimate.out_of_scope_answered:.1%}; "
+                 f"for {before.direct - estimate.direct:.1%} of its needs offered as a choice "
+                 "instead of answered")
     reason = (f"Learnt from {len(test.needs)} of its needs, each asked of the catalogue without "
               f"it, and {len(test.background)} everyday out-of-scope questions: the decline "
               f"line where declining costs least; {lines}.")
@@ -283,13 +290,13 @@ def _decline_lines(own: _Sample, background: _Sample, base: Thresholds) -> tuple
     second worst outcome, and where the needs cannot show it is rare, the built-in line
     (chosen on real questions) knows better."""
     def cost(decline: float, lead: float) -> float:
-        return (DECLINE_COST * float(np.mean(_declined(own, decline, lead)))
-                + 1.0 - float(np.mean(_declined(background, decline, lead))))
+        return (DECLINE_COST * _share(_declined(own, decline, lead))
+                + 1.0 - _share(_declined(background, decline, lead)))
 
     never = float(LEAD_GRID[-1]) + 1.0
     decline = float(min(DECLINE_GRID, key=lambda d: cost(float(d), never)))
     if decline > base.decline and (
-            float(np.mean(_declined(own, decline, never))) > MAX_IN_SCOPE_DECLINED):
+            _share(_declined(own, decline, never)) > MAX_IN_SCOPE_DECLINED):
         decline = base.decline
     lead = min(LEAD_GRID, key=lambda m: cost(float(decline), float(m)))
     # A lead that rescues nothing is no lead: keep the built-in "never".
@@ -298,17 +305,25 @@ def _decline_lines(own: _Sample, background: _Sample, base: Thresholds) -> tuple
     return float(decline), float(lead)
 
 
-def _answered(s: _Sample, answer: np.ndarray, margin: np.ndarray) -> np.ndarray:
+def _share(mask: np.ndarray) -> float:
+    """The share of questions for which `mask` holds (none asked: none)."""
+    return float(np.mean(mask)) if mask.size else 0.0
+
+
+def _answered(s: _Sample, answer: np.ndarray, margin: np.ndarray,
+              sure: float) -> np.ndarray:
     """Which questions each (answer, margin) pair answers, indexed [question, answer,
-    margin]."""
-    return ((s.strength[:, None, None] >= answer[None, :, None])
-            & (s.margin[:, None, None] >= margin[None, None, :]))
+    margin]: those at or above both lines, and those at or above the `sure` line whatever
+    their margin."""
+    return (((s.strength[:, None, None] >= answer[None, :, None])
+             & (s.margin[:, None, None] >= margin[None, None, :]))
+            | (s.strength >= sure)[:, None, None])
 
 
 def _answer_lines(own: _Sample, background: _Sample, near: _Sample,
                   base: Thresholds, decline: float) -> tuple[float, float]:
-    """The answer and margin lines: the built-in ones, raised where that takes back at least
-    `KEPT_ANSWER_WORTH` near-domain answers (a background answer counting
+    """The answer and margin lines: the built-in ones, raised where that takes back more
+    than `KEPT_ANSWER_WORTH` near-domain answers (a background answer counting
     `BACKGROUND_WORTH`) for each right answer it turns into a choice; never lowered.
 
     Measured (docs/matching.md): lines lowered where the catalogue's own needs showed it
@@ -323,13 +338,18 @@ def _answer_lines(own: _Sample, background: _Sample, near: _Sample,
     margins = np.concatenate(([base.margin], MARGIN_GRID[base.margin < MARGIN_GRID]))
     # Nothing below the decline line is answered, whatever the answer line.
     reach = np.maximum(answers, decline)
-    right = (_answered(own, reach, margins) & own.right[:, None, None]).sum(axis=0)
-    near_answered = _answered(near, reach, margins).sum(axis=0)
-    out_answered = _answered(background, reach, margins).sum(axis=0)
-    cost = (near_answered / max(len(near), 1)
-            + BACKGROUND_WORTH * out_answered / max(len(background), 1)
-            - KEPT_ANSWER_WORTH * right / max(len(own), 1))
-    # The first of the cheapest: the loosest lines (the built-in ones on a tie).
+    right = (_answered(own, reach, margins, base.sure)
+             & own.right[:, None, None]).sum(axis=0).astype(np.int64)
+    near_answered = _answered(near, reach, margins, base.sure).sum(axis=0).astype(np.int64)
+    out_answered = _answered(background, reach, margins, base.sure).sum(axis=0).astype(np.int64)
+    # near/N + BACKGROUND_WORTH·out/B - KEPT_ANSWER_WORTH·right/O, times a common multiple of
+    # the denominators: whole numbers, so an exact trade is a tie, not a rounding error.
+    n, b, o = max(len(near), 1), max(len(background), 1), max(len(own), 1)
+    scale = lcm(BACKGROUND_WORTH.denominator, KEPT_ANSWER_WORTH.denominator)
+    cost = (scale * b * o * near_answered
+            + int(BACKGROUND_WORTH * scale) * n * o * out_answered
+            - int(KEPT_ANSWER_WORTH * scale) * n * b * right)
+    # The first of the cheapest: the loosest lines, the built-in ones on a tie.
     i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
     return float(answers[i]), float(margins[j])
 
@@ -341,12 +361,12 @@ def _rates(own: _Sample, background: _Sample, near: _Sample, t: Thresholds) -> E
 
     own_answered = answered(own)
     return Estimate(
-        direct=float(np.mean(own_answered & own.right)),
-        wrong=float(np.mean(own_answered & ~own.right)),
-        near_domain_answered=float(np.mean(answered(near))),
-        in_scope_declined=float(np.mean(_declined(own, t.decline, t.lead))),
-        out_of_scope_declined=float(np.mean(_declined(background, t.decline, t.lead))),
-        out_of_scope_answered=float(np.mean(answered(background))))
+        direct=_share(own_answered & own.right),
+        wrong=_share(own_answered & ~own.right),
+        near_domain_answered=_share(answered(near)),
+        in_scope_declined=_share(_declined(own, t.decline, t.lead)),
+        out_of_scope_declined=_share(_declined(background, t.decline, t.lead)),
+        out_of_scope_answered=_share(answered(background)))
 
 
 # --- pins and the whole ------------------------------------------------------------------

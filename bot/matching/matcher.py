@@ -365,9 +365,14 @@ class Matcher:
         close = [c for c in candidates[:MAX_CHOICES] if s1 - c.score <= t.clarify_window]
         close = close if len(close) >= 2 else list(candidates[:2])
         names = "; ".join(f"{c.offering.name} ({c.evidence.describe()})" for c in close)
+        why = f"Several offerings could fit: {names}."
+        if close[1].score <= 0:  # the runner-up a lone first candidate was given
+            first, other = close[0], close[1]
+            why = (f"{first.offering.name} fits best ({first.evidence.describe()}), but not "
+                   f"closely enough to be sure; the next closest, far behind, is "
+                   f"{other.offering.name} ({other.evidence.describe()}).")
         return Decision(query, DecisionKind.CLARIFY, confidence, candidates,
-                        f"Several offerings could fit: {names}."
-                        + _corrections_note(query, scored, close),
+                        why + _corrections_note(query, scored, close),
                         choice_count=len(close))
 
 

@@ -71,28 +71,31 @@ def with_lines(q: Questions, t: Thresholds) -> Outcome:
         dtype=bool))
 
 
-def _grid(q: Questions) -> tuple[np.ndarray, np.ndarray]:
-    """Direct and wrong rates for every (answer, margin) pair of the grid."""
-    answered = ((q.strength[:, None, None] >= ANSWER_GRID[None, :, None])
-                & (q.margin[:, None, None] >= MARGIN_GRID[None, None, :]))
+def _grid(q: Questions, sure: float) -> tuple[np.ndarray, np.ndarray]:
+    """Direct and wrong rates for every (answer, margin) pair of the grid, with the `sure`
+    line (at or above it, the margin is waived) as the rule has it."""
+    answered = (((q.strength[:, None, None] >= ANSWER_GRID[None, :, None])
+                 & (q.margin[:, None, None] >= MARGIN_GRID[None, None, :]))
+                | (q.strength >= sure)[:, None, None])
     direct = (answered & q.right[:, None, None]).sum(axis=0) / max(int(q.in_scope.sum()), 1)
     wrong = (answered & ~q.right[:, None, None]).sum(axis=0) / max(len(q.right), 1)
     return direct, wrong
 
 
-def oracle(q: Questions, max_wrong: float) -> Outcome:
+def oracle(q: Questions, max_wrong: float, *, sure: float = float("inf")) -> Outcome:
     """The most direct answers any pair of lines gives these questions within the bound."""
-    direct, wrong = _grid(q)
+    direct, wrong = _grid(q, sure)
     allowed = np.where(wrong <= max_wrong + 1e-12, direct, -1.0)
     i, j = np.unravel_index(int(np.argmax(allowed)), allowed.shape)
     return Outcome(float(direct[i, j]), float(wrong[i, j]), float(ANSWER_GRID[i]),
                    float(MARGIN_GRID[j]))
 
 
-def one_for_all(parts: Sequence[Questions], max_wrong: float) -> Outcome:
+def one_for_all(parts: Sequence[Questions], max_wrong: float, *,
+                sure: float = float("inf")) -> Outcome:
     """The pair of lines with the most direct answers on the mean of `parts`, each part
     within the bound; its mean direct and its worst part's wrong."""
-    grids = [_grid(q) for q in parts]
+    grids = [_grid(q, sure) for q in parts]
     mean_direct = np.mean([d for d, _ in grids], axis=0)
     worst_wrong = np.max([w for _, w in grids], axis=0)
     allowed = np.where(worst_wrong <= max_wrong + 1e-12, mean_direct, -1.0)
@@ -144,12 +147,12 @@ def render(parts: dict[str, Questions], base: Thresholds, max_wrong: float) -> s
              f"{'oracle direct':>14} {'wrong':>6}  lines (answer, margin)"]
     built, best = [], []
     for domain, q in parts.items():
-        b, o = with_lines(q, base), oracle(q, max_wrong)
+        b, o = with_lines(q, base), oracle(q, max_wrong, sure=base.sure)
         built.append(b)
         best.append(o)
         lines.append(f"{domain:20} {b.direct:16.1%} {b.wrong:6.1%}   {o.direct:14.1%} "
                      f"{o.wrong:6.1%}  {o.answer:.2f}, {o.margin:.2f}")
-    shared = one_for_all(list(parts.values()), max_wrong)
+    shared = one_for_all(list(parts.values()), max_wrong, sure=base.sure)
     lines += [
         f"{'mean':20} {np.mean([b.direct for b in built]):16.1%} "
         f"{np.mean([b.wrong for b in built]):6.1%}   {np.mean([o.direct for o in best]):14.1%} "

@@ -420,5 +420,8 @@ def test_a_lone_first_candidate_gets_the_next_best_fit_as_its_runner_up() -> Non
     decision = m.decide("zzq")
     assert decision.kind is DecisionKind.CLARIFY, decision.why
     assert [o.id for o in decision.choices] == ["alpha", "gamma"]
+    assert decision.why.startswith("Alpha fits best (") and "not closely enough to be sure" in \
+        decision.why and "the next closest, far behind, is Gamma (" in decision.why, (
+        "the runner-up is not presented as a fit of its own")
     # Words alone give a zero score no meaning to rank by: lexical mode keeps the lone one.
     assert [c.offering.id for c in Matcher(catalog).decide("alpha").candidates] == ["alpha"]
