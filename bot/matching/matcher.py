@@ -261,10 +261,10 @@ class Matcher:
 
         Offerings the ranking gives nothing (no word in common, and on the far side of the
         whitened space) are left out, except that in semantic mode a first candidate alone
-        gets the one of them the question fits best (raw cosine) as its runner-up: in a
-        catalogue of a few offerings a right question often ranks only its own, and when it
-        is not sure enough to answer, a choice of two serves the asker better than "I don't
-        know". (Measured on five-offering catalogues asked long questions: 3.9% of in-scope
+        gets the one of them in the shortlist that the question fits best (raw cosine) as its
+        runner-up, shown as far behind: in a catalogue of a few offerings a right question
+        often ranks only its own, and when it is not sure enough to answer, a choice of two
+        serves the asker better than "I don't know". (Measured on five-offering catalogues asked long questions: 3.9% of in-scope
         questions declined that way, their offering first in every one.)"""
         scores = scored.combined
         out: list[Ranked] = []
