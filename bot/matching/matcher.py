@@ -264,8 +264,9 @@ class Matcher:
         gets the one of them in the shortlist that the question fits best (raw cosine) as its
         runner-up, shown as far behind: in a catalogue of a few offerings a right question
         often ranks only its own, and when it is not sure enough to answer, a choice of two
-        serves the asker better than "I don't know". (Measured on five-offering catalogues asked long questions: 3.9% of in-scope
-        questions declined that way, their offering first in every one.)"""
+        serves the asker better than "I don't know". (Measured on five-offering catalogues
+        asked long questions: 3.9% of in-scope questions declined that way, their offering
+        first in every one.)"""
         scores = scored.combined
         out: list[Ranked] = []
         dead_end: Ranked | None = None
