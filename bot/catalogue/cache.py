@@ -34,17 +34,18 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def code_version(*parts: ModuleType | Path | str) -> str:
@@ -271,6 +272,16 @@ class DiskCache:
             return None
         found: object = stored["value"]
         return found
+
+    def read_or_build(self, key: str, expected: type[T], build: Callable[[], T]) -> T:
+        """The `expected` value stored under `key`, or else `build()`'s, stored for next
+        time."""
+        stored = self.read(key)
+        if isinstance(stored, expected):
+            return stored
+        value = build()
+        self.write(key, value)
+        return value
 
     def write(self, key: str, value: object) -> None:
         """Store `value` under `key` atomically; a failure is logged, never raised (the cache

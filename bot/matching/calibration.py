@@ -146,13 +146,7 @@ def self_test(m: Matcher, *, cache: bool = True) -> SelfTest:
         return _ask(m)
     disk = DiskCache(cache_dir(), "selftest", _cache_version(), keep=8,
                      types=(SelfTest, AskedNeed, Probe, Probed, Evidence))
-    key = _digest(m)
-    stored = disk.read(key)
-    if isinstance(stored, SelfTest):
-        return stored
-    result = _ask(m)
-    disk.write(key, result)
-    return result
+    return disk.read_or_build(_digest(m), SelfTest, lambda: _ask(m))
 
 
 def _ask(m: Matcher) -> SelfTest:

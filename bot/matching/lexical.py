@@ -492,13 +492,7 @@ def _load_or_build(catalog: Catalog, use_cache: bool | None) -> _Built:
         return _build(catalog)
     disk = DiskCache(cache_dir(), "lexical", _cache_version(), keep=4,
                      types=(_Built, Vocabulary, Postings))
-    key = _catalog_digest(catalog)
-    stored = disk.read(key)
-    if isinstance(stored, _Built):
-        return stored
-    built = _build(catalog)
-    disk.write(key, built)
-    return built
+    return disk.read_or_build(_catalog_digest(catalog), _Built, lambda: _build(catalog))
 
 
 def _catalog_digest(catalog: Catalog) -> str:
