@@ -20,7 +20,6 @@ number to tune on, and test data stays for reporting.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.matching.calibration import _answered, _Sample
 from bot.matching.matcher import Matcher
 from bot.matching.semantic import SemanticIndex
 from bot.matching.thresholds import LEXICAL, SEMANTIC, Thresholds
-from tests.benchmarks.datasets import BENCHMARKS, IntentData, clinc150, to_cases, to_catalog
-from tests.benchmarks.quality import OOS_PER_DOMAIN, OTHER_DOMAINS, BenchEmbedder, subset
+from tests.benchmarks.datasets import BENCHMARKS
+from tests.benchmarks.quality import BenchEmbedder, domain_benchmarks
 
 ANSWER_GRID = np.round(np.arange(0.30, 1.01, 0.01), 2)
 MARGIN_GRID = np.round(np.arange(0.00, 0.41, 0.01), 2)
@@ -74,9 +74,8 @@ def with_lines(q: Questions, t: Thresholds) -> Outcome:
 def _grid(q: Questions, sure: float) -> tuple[np.ndarray, np.ndarray]:
     """Direct and wrong rates for every (answer, margin) pair of the grid, with the `sure`
     line (at or above it, the margin is waived) as the rule has it."""
-    answered = (((q.strength[:, None, None] >= ANSWER_GRID[None, :, None])
-                 & (q.margin[:, None, None] >= MARGIN_GRID[None, None, :]))
-                | (q.strength >= sure)[:, None, None])
+    answered = _answered(_Sample(q.strength, q.margin, q.right), ANSWER_GRID, MARGIN_GRID,
+                         sure)
     direct = (answered & q.right[:, None, None]).sum(axis=0) / max(int(q.in_scope.sum()), 1)
     wrong = (answered & ~q.right[:, None, None]).sum(axis=0) / max(len(q.right), 1)
     return direct, wrong
@@ -106,11 +105,8 @@ def one_for_all(parts: Sequence[Questions], max_wrong: float, *,
 
 def domain_questions(split: str, shots: int, root: Path, domains: Sequence[str] | None,
                      semantic: bool) -> dict[str, Questions]:
-    """Each CLINC150 domain's catalogue asked its questions of `split`, as the rule sees them."""
-    data = clinc150(split, root)
-    table: dict[str, list[str]] = json.loads(
-        (root / "clinc150" / "domains.json").read_text(encoding="utf-8"))
-    oos = [(q, i) for q, i in data.evaluation if i == "oos"]
+    """Each CLINC150 domain's catalogue (as the quality benchmark builds it) asked its
+    questions of `split`, as the rule sees them."""
     embedder = None
     if semantic:
         from bot.matching.embeddings import load_embedder
@@ -118,23 +114,15 @@ def domain_questions(split: str, shots: int, root: Path, domains: Sequence[str] 
         embedder = BenchEmbedder(load_embedder(cache=False))
         embedder.remember = True
     out = {}
-    for domain, intents in table.items():
-        if domains and domain not in domains:
-            continue
-        mine = set(intents)
-        part = IntentData(domain, [(q, i) for q, i in data.train if i in mine], [])
-        others = [(q, "oos") for q, i in data.evaluation if i != "oos" and i not in mine]
-        cases = to_cases(IntentData(domain, [], [(q, i) for q, i in data.evaluation if i in mine]
-                                    + subset(others, OTHER_DOMAINS)
-                                    + subset(oos, OOS_PER_DOMAIN)))
-        catalog = to_catalog(part, shots)
+    for bench in domain_benchmarks([shots], root, domains, None, split=split):
+        catalog, cases = bench.catalog, bench.cases
         if embedder is not None:
             embedder.embed([c.question for c in cases])  # one batch; no latency is shown
         matcher = Matcher(catalog, semantic=SemanticIndex(catalog, embedder)
                           if embedder is not None else None)
         ids = [o.id for o in catalog.offerings]
         probes = [matcher.probe(c.question) for c in cases]
-        out[domain] = Questions(
+        out[bench.title.removeprefix("CLINC150 ")] = Questions(
             np.array([p.strength for p in probes]), np.array([p.margin for p in probes]),
             np.array([p.top >= 0 and ids[p.top] in c.expect for p, c in zip(probes, cases,
                                                                               strict=True)]),

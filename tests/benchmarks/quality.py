@@ -252,11 +252,11 @@ def intent_benchmark(key: str, title: str, data: IntentData, shots: int,
 
 
 def domain_benchmarks(shots: Sequence[int], data_root: Path, domains: Sequence[str] | None,
-                      limit: int | None) -> list[Benchmark]:
-    """CLINC150 by domain: per domain and K, a catalogue of its 15 intents; in scope its test
-    questions, out of scope 450 test questions of the other domains and 450 of `oos_test`
-    (each evenly spaced)."""
-    data = clinc150("test", data_root)
+                      limit: int | None, *, split: str = "test") -> list[Benchmark]:
+    """CLINC150 by domain: per domain and K, a catalogue of its 15 intents; in scope its
+    questions of `split`, out of scope 450 questions of `split` of the other domains and 450
+    of `oos_<split>` (each evenly spaced)."""
+    data = clinc150(split, data_root)
     table: dict[str, list[str]] = json.loads(
         (data_root / "clinc150" / "domains.json").read_text(encoding="utf-8"))
     oos = [(q, i) for q, i in data.evaluation if i == "oos"]
