@@ -291,9 +291,9 @@ class Matcher:
             if len(out) == MAX_CANDIDATES:
                 break
         if len(out) == 1 and scored.semantic is not None:
-            orderable = [(slot, i, self._redirect.get(i, i)) for slot, i in unranked
-                         if self._redirect.get(i, i) not in seen
-                         and not self._offerings[self._redirect.get(i, i)].is_retired]
+            targets = [(slot, i, self._redirect.get(i, i)) for slot, i in unranked]
+            orderable = [(slot, i, target) for slot, i, target in targets
+                         if target not in seen and not self._offerings[target].is_retired]
             if orderable:
                 slot, i, target = max(orderable, key=lambda u: float(scored.strength[u[0]]))
                 retired = self._offerings[i] if target != i else None
