@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -36,6 +37,20 @@ def clinc150(split: str = "test", root: Path = BENCHMARKS) -> IntentData:
     data = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
     evaluation = [tuple(x) for x in data[split]] + [tuple(x) for x in data[f"oos_{split}"]]
     return IntentData(f"clinc150-{split}", [tuple(x) for x in data["train"]], evaluation)  # type: ignore[misc]
+
+
+def clinc150_domains(root: Path = BENCHMARKS) -> dict[str, list[str]]:
+    """`clinc150/domains.json`: each CLINC150 domain's intents."""
+    table: dict[str, list[str]] = json.loads(
+        (root / "clinc150" / "domains.json").read_text(encoding="utf-8"))
+    return table
+
+
+def subset(items: Sequence[Any], limit: int | None) -> list[Any]:
+    """Evenly spaced `limit` items (so in- and out-of-scope questions both stay), or all."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    return [items[i * len(items) // limit] for i in range(limit)]
 
 
 def banking77(root: Path = BENCHMARKS) -> IntentData:

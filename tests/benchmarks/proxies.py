@@ -32,7 +32,6 @@ question is used.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,16 @@ from pathlib import Path
 
 from bot.catalogue.models import Catalog
 from bot.matching.evaluate import Case
-from tests.benchmarks.datasets import BENCHMARKS, IntentData, banking77, clinc150, slug, to_catalog
+from tests.benchmarks.datasets import (
+    BENCHMARKS,
+    IntentData,
+    banking77,
+    clinc150,
+    clinc150_domains,
+    slug,
+    subset,
+    to_catalog,
+)
 
 NEEDS = 10
 """Needs per intent in the near-domain catalogues."""
@@ -78,11 +86,9 @@ class Proxy:
     cases: tuple[Case, ...]
 
 
-def spread(items: Sequence[str], n: int) -> list[str]:
-    """`n` evenly spaced items, or all of them."""
-    if n >= len(items):
-        return list(items)
-    return [items[i * len(items) // n] for i in range(n)]
+def _shares(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` near-equal whole shares, the first ones one larger."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def by_intent(data: IntentData) -> dict[str, list[str]]:
@@ -100,9 +106,8 @@ def _out_of_scope(questions: dict[str, list[str]], intents: Sequence[str],
     if not intents:
         return []
     out = []
-    for i, intent in enumerate(intents):
-        share = total // len(intents) + (1 if i < total % len(intents) else 0)
-        out += spread(questions[intent], share)
+    for intent, share in zip(intents, _shares(total, len(intents)), strict=True):
+        out += subset(questions[intent], share)
     return out
 
 
@@ -112,7 +117,7 @@ def near_domain(name: str, group: str, questions: dict[str, list[str]], *,
     `outside` intents' questions."""
     train = [(q, i) for i in inside for q in questions[i][:needs]]
     cases = [Case(q, frozenset({slug(i)}))
-             for i in inside for q in spread(questions[i][needs:], IN_SCOPE_PER_INTENT)]
+             for i in inside for q in subset(questions[i][needs:], IN_SCOPE_PER_INTENT)]
     oos = _out_of_scope(questions, outside, int(len(cases) * OUT_OF_SCOPE_SHARE))
     cases += [Case(q, frozenset()) for q in oos]
     return Proxy("near-domain", group, name,
@@ -122,8 +127,7 @@ def near_domain(name: str, group: str, questions: dict[str, list[str]], *,
 def clinc_near_domain(root: Path = BENCHMARKS,
                       domains: Sequence[str] | None = None) -> Iterator[Proxy]:
     questions = by_intent(clinc150("train", root))
-    table: dict[str, list[str]] = json.loads(
-        (root / "clinc150" / "domains.json").read_text(encoding="utf-8"))
+    table = clinc150_domains(root)
     for domain, intents in table.items():
         if domains and domain not in domains:
             continue
@@ -170,8 +174,7 @@ def long_messages(questions: Sequence[str], n: int, seed: int) -> list[str]:
 def clinc_long(root: Path = BENCHMARKS, domains: Sequence[str] | None = None,
                needs: int = LONG_NEEDS) -> Iterator[Proxy]:
     questions = by_intent(clinc150("train", root))
-    table: dict[str, list[str]] = json.loads(
-        (root / "clinc150" / "domains.json").read_text(encoding="utf-8"))
+    table = clinc150_domains(root)
     names = list(table)
     for d, (domain, intents) in enumerate(table.items()):
         if domains and domain not in domains:
@@ -198,8 +201,8 @@ def _long_out_of_scope(questions: dict[str, list[str]], intents: Sequence[str], 
                        needs: int) -> list[str]:
     """`total` long messages spread evenly over `intents`."""
     out = []
-    for s, intent in enumerate(intents):
-        share = total // len(intents) + (1 if s < total % len(intents) else 0)
+    for s, (intent, share) in enumerate(zip(intents, _shares(total, len(intents)),
+                                            strict=True)):
         out += long_messages(questions[intent][needs:], share, s)
     return out
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -50,6 +50,8 @@ from tests.benchmarks.datasets import (
     IntentData,
     banking77,
     clinc150,
+    clinc150_domains,
+    subset,
     to_cases,
     to_catalog,
 )
@@ -198,13 +200,6 @@ class Table:
     notes: tuple[str, ...] = field(default=())
 
 
-def subset(items: Sequence[Any], limit: int | None) -> list[Any]:
-    """Evenly spaced `limit` items (so in- and out-of-scope questions both stay), or all."""
-    if limit is None or limit >= len(items):
-        return list(items)
-    return [items[i * len(items) // limit] for i in range(limit)]
-
-
 def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
     """Probability that an in-scope question's top score beats an out-of-scope one's
     (ties count half); None without both kinds of question."""
@@ -257,8 +252,7 @@ def domain_benchmarks(shots: Sequence[int], data_root: Path, domains: Sequence[s
     questions of `split`, out of scope 450 questions of `split` of the other domains and 450
     of `oos_<split>` (each evenly spaced)."""
     data = clinc150(split, data_root)
-    table: dict[str, list[str]] = json.loads(
-        (data_root / "clinc150" / "domains.json").read_text(encoding="utf-8"))
+    table = clinc150_domains(data_root)
     oos = [(q, i) for q, i in data.evaluation if i == "oos"]
     out = []
     for k in shots:
